@@ -1,0 +1,66 @@
+//! Runs the whole API on one port. With `DATABASE_URL` unset it starts a throwaway PostgreSQL
+//! cluster, migrates it, and removes it on exit; with `TENANT_KEYS` unset it serves the demo
+//! tenants.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use platform::{AppState, Config, TenantKeys};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => return platform::deployment::exit_with(&err),
+    };
+    platform::telemetry::init(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let keys = match &config.tenant_keys {
+        Some(_) => platform::deployment::tenant_keys_from(&config)?,
+        None => {
+            tracing::warn!("TENANT_KEYS is unset: serving the demo tenants acme and globex (keys in README.md); never deploy these");
+            TenantKeys::from_json(local::DEMO_TENANT_KEYS)?
+        }
+    };
+    let tenants: Vec<String> = keys.tenants().iter().map(ToString::to_string).collect();
+
+    // Declared before the pool so that it is dropped after it: the server outlives its clients.
+    let mut cluster = None;
+    let database_url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => {
+            tracing::info!("DATABASE_URL is unset: starting a throwaway PostgreSQL cluster");
+            let started = tokio::task::spawn_blocking(devdb::Cluster::start).await??;
+            let url = started.url("postgres");
+            tracing::info!(port = started.port(), "throwaway PostgreSQL is up; it is deleted on exit");
+            cluster = Some(started);
+            url
+        }
+    };
+    let applied = data::run_migrations(&database_url).await?;
+    tracing::info!(applied = ?applied, "schema is current");
+
+    let pool = data::connect_pool(&database_url, &config.pool);
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, tenants = ?tenants, "local API listening");
+    let grace = config.shutdown_grace;
+    let state = AppState { pool, keys, config: Arc::new(config) };
+    platform::serve(listener, local::routes(&state), platform::shutdown_signal(), grace).await;
+    drop(state);
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || drop(cluster)).await?;
+        tracing::info!("throwaway PostgreSQL removed");
+    }
+    Ok(())
+}

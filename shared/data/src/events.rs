@@ -1,0 +1,323 @@
+//! The `events` table: the idempotent insert and the window counts.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamptz};
+use diesel_async::RunQueryDsl;
+use sha2::{Digest, Sha256};
+
+use crate::schema::events;
+use crate::{DataError, Pool};
+
+/// A validated event, ready to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = events)]
+pub struct NewEvent {
+    pub tenant_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub properties: Option<serde_json::Value>,
+    pub payload_hash: Vec<u8>,
+}
+
+impl NewEvent {
+    /// Builds an event and its payload fingerprint. `occurred_at` is cut to the microsecond
+    /// PostgreSQL stores, so a replay fingerprints the same as what was stored.
+    pub fn new(
+        tenant_id: String,
+        event_id: String,
+        event_name: String,
+        occurred_at: DateTime<Utc>,
+        properties: Option<serde_json::Value>,
+    ) -> Self {
+        let occurred_at = truncate_to_micros(occurred_at);
+        let payload_hash = payload_fingerprint(&event_name, occurred_at, properties.as_ref()).to_vec();
+        Self { tenant_id, event_id, event_name, occurred_at, properties, payload_hash }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct Event {
+    pub tenant_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub properties: Option<serde_json::Value>,
+    pub payload_hash: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What an idempotent insert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// A new row was written.
+    Created,
+    /// A row with this identity and the same payload already existed; nothing was written.
+    Duplicate,
+    /// A row with this identity but a different payload already existed; nothing was written.
+    KeyReused,
+}
+
+/// SHA-256 of the normalised payload: name, timestamp in microseconds, and properties as
+/// canonical JSON (serde_json's map keeps keys sorted). Each part is length-prefixed so no two
+/// payloads share an encoding.
+pub fn payload_fingerprint(
+    event_name: &str,
+    occurred_at: DateTime<Utc>,
+    properties: Option<&serde_json::Value>,
+) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update((event_name.len() as u64).to_be_bytes());
+    hasher.update(event_name.as_bytes());
+    hasher.update(occurred_at.timestamp_micros().to_be_bytes());
+    match properties {
+        None => hasher.update([0u8]),
+        Some(value) => {
+            let json = value.to_string();
+            hasher.update([1u8]);
+            hasher.update((json.len() as u64).to_be_bytes());
+            hasher.update(json.as_bytes());
+        }
+    }
+    hasher.finalize().into()
+}
+
+fn truncate_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
+    ts.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(ts)
+}
+
+/// Inserts the event unless its `(tenant_id, event_id)` exists. The insert is one
+/// `INSERT … ON CONFLICT DO NOTHING` statement, so concurrent identical requests create exactly
+/// one row; only on conflict is the stored fingerprint read to tell a replay from a reused key.
+pub async fn insert_idempotent(pool: &Pool, event: &NewEvent) -> Result<InsertOutcome, DataError> {
+    let mut conn = pool.get().await?;
+    // A conflicting row could vanish between the two statements only if it were deleted
+    // (retention); then the insert is simply tried again.
+    loop {
+        let inserted = diesel::insert_into(events::table)
+            .values(event)
+            .on_conflict((events::tenant_id, events::event_id))
+            .do_nothing()
+            .execute(&mut conn)
+            .await?;
+        if inserted == 1 {
+            return Ok(InsertOutcome::Created);
+        }
+        let stored: Option<Vec<u8>> = events::table
+            .find((&event.tenant_id, &event.event_id))
+            .select(events::payload_hash)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        match stored {
+            Some(hash) if hash == event.payload_hash => return Ok(InsertOutcome::Duplicate),
+            Some(_) => return Ok(InsertOutcome::KeyReused),
+            None => continue,
+        }
+    }
+}
+
+/// The stored event with this identity, if any.
+pub async fn find_event(pool: &Pool, tenant_id: &str, event_id: &str) -> Result<Option<Event>, DataError> {
+    let mut conn = pool.get().await?;
+    Ok(events::table
+        .find((tenant_id, event_id))
+        .select(Event::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?)
+}
+
+/// Number of the tenant's events named `event_name` with `from <= occurred_at < to`.
+pub async fn count_in_window(
+    pool: &Pool,
+    tenant_id: &str,
+    event_name: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i64, DataError> {
+    let mut conn = pool.get().await?;
+    Ok(events::table
+        .filter(events::tenant_id.eq(tenant_id))
+        .filter(events::event_name.eq(event_name))
+        .filter(events::occurred_at.ge(from))
+        .filter(events::occurred_at.lt(to))
+        .count()
+        .get_result(&mut conn)
+        .await?)
+}
+
+/// Width of a bucket; buckets are aligned to UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Interval {
+    /// The name PostgreSQL's `date_trunc` and the HTTP API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+        }
+    }
+
+    /// Parses `minute`, `hour` or `day`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "minute" => Some(Self::Minute),
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            _ => None,
+        }
+    }
+
+    fn width(self) -> TimeDelta {
+        match self {
+            Self::Minute => TimeDelta::minutes(1),
+            Self::Hour => TimeDelta::hours(1),
+            Self::Day => TimeDelta::days(1),
+        }
+    }
+
+    /// Start of the bucket holding `ts`.
+    pub fn bucket_start(self, ts: DateTime<Utc>) -> DateTime<Utc> {
+        ts.duration_trunc(self.width()).unwrap_or(ts)
+    }
+
+    /// How many buckets cover `[from, to)`, counting the partial ones at either edge.
+    pub fn bucket_count(self, from: DateTime<Utc>, to: DateTime<Utc>) -> i64 {
+        if to <= from {
+            return 0;
+        }
+        let span = (to - self.bucket_start(from)).num_microseconds().unwrap_or(i64::MAX);
+        let width = self.width().num_microseconds().unwrap_or(1);
+        span.saturating_add(width - 1) / width
+    }
+}
+
+/// The count of one bucket. Edge buckets count only the part inside the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub start: DateTime<Utc>,
+    pub count: i64,
+}
+
+#[derive(QueryableByName)]
+struct BucketRow {
+    #[diesel(sql_type = Timestamptz)]
+    start: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// Per-bucket counts over `[from, to)`, one entry for every bucket including empty ones, in
+/// order. The caller bounds the number of buckets (`Interval::bucket_count`).
+pub async fn count_buckets(
+    pool: &Pool,
+    tenant_id: &str,
+    event_name: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    interval: Interval,
+) -> Result<Vec<Bucket>, DataError> {
+    let mut conn = pool.get().await?;
+    let rows: Vec<BucketRow> = diesel::sql_query(
+        "SELECT date_trunc($1, occurred_at, 'UTC') AS start, count(*) AS count \
+         FROM events \
+         WHERE tenant_id = $2 AND event_name = $3 AND occurred_at >= $4 AND occurred_at < $5 \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind::<Text, _>(interval.as_str())
+    .bind::<Text, _>(tenant_id)
+    .bind::<Text, _>(event_name)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(&mut conn)
+    .await?;
+    Ok(zero_filled(rows, from, to, interval))
+}
+
+fn zero_filled(rows: Vec<BucketRow>, from: DateTime<Utc>, to: DateTime<Utc>, interval: Interval) -> Vec<Bucket> {
+    let mut rows = rows.into_iter().peekable();
+    let mut buckets = Vec::with_capacity(usize::try_from(interval.bucket_count(from, to)).unwrap_or(0));
+    let mut start = interval.bucket_start(from);
+    while start < to {
+        let count = match rows.peek() {
+            Some(row) if row.start == start => rows.next().map_or(0, |r| r.count),
+            _ => 0,
+        };
+        buckets.push(Bucket { start, count });
+        start += interval.width();
+    }
+    buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("valid timestamp").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn fingerprint_ignores_sub_microsecond_digits_and_key_order() {
+        let a = NewEvent::new(
+            "t".into(),
+            "e".into(),
+            "signup".into(),
+            ts("2026-01-01T00:00:00.1234567Z"),
+            Some(serde_json::json!({"a": 1, "b": 2})),
+        );
+        let b = NewEvent::new(
+            "t".into(),
+            "e".into(),
+            "signup".into(),
+            ts("2026-01-01T01:00:00.123456+01:00"),
+            serde_json::from_str(r#"{"b": 2, "a": 1}"#).ok(),
+        );
+        assert_eq!(a.payload_hash, b.payload_hash);
+        assert_eq!(a.occurred_at, ts("2026-01-01T00:00:00.123456Z"));
+    }
+
+    #[test]
+    fn fingerprint_tells_payloads_apart() {
+        let at = ts("2026-01-01T00:00:00Z");
+        let base = payload_fingerprint("signup", at, None);
+        assert_ne!(base, payload_fingerprint("signup", at, Some(&serde_json::json!({}))));
+        assert_ne!(base, payload_fingerprint("signups", at, None));
+        assert_ne!(base, payload_fingerprint("signup", at + TimeDelta::microseconds(1), None));
+    }
+
+    #[test]
+    fn bucket_count_includes_partial_edges() {
+        let h = Interval::Hour;
+        assert_eq!(h.bucket_count(ts("2026-01-01T00:00:00Z"), ts("2026-01-01T03:00:00Z")), 3);
+        assert_eq!(h.bucket_count(ts("2026-01-01T00:30:00Z"), ts("2026-01-01T03:00:00Z")), 3);
+        assert_eq!(h.bucket_count(ts("2026-01-01T00:30:00Z"), ts("2026-01-01T03:00:01Z")), 4);
+        assert_eq!(h.bucket_count(ts("2026-01-01T00:00:00Z"), ts("2026-01-01T00:00:00.000001Z")), 1);
+        assert_eq!(Interval::Day.bucket_count(ts("2026-01-01T23:00:00Z"), ts("2026-01-02T01:00:00Z")), 2);
+    }
+
+    #[test]
+    fn zero_fill_keeps_every_bucket_in_order() {
+        let rows = vec![BucketRow { start: ts("2026-01-01T01:00:00Z"), count: 5 }];
+        let buckets = zero_filled(rows, ts("2026-01-01T00:30:00Z"), ts("2026-01-01T02:30:00Z"), Interval::Hour);
+        let got: Vec<(String, i64)> = buckets.iter().map(|b| (b.start.to_rfc3339(), b.count)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2026-01-01T00:00:00+00:00".into(), 0),
+                ("2026-01-01T01:00:00+00:00".into(), 5),
+                ("2026-01-01T02:00:00+00:00".into(), 0),
+            ]
+        );
+    }
+}

@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod events;
+mod migrations;
+mod pool;
+pub mod schema;
+
+pub use error::DataError;
+pub use events::{
+    Bucket, Event, Interval, NewEvent, count_buckets, count_in_window, find_event,
+    insert_idempotent, payload_fingerprint, InsertOutcome,
+};
+pub use migrations::run_migrations;
+pub use pool::{Pool, PoolConfig, connect_pool, ping};

@@ -1,0 +1,24 @@
+//! Embedded migrations, applied through `AsyncConnectionWrapper` so that nothing links libpq.
+
+use diesel::Connection;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// Applies every pending migration to the database at `database_url` and returns the versions
+/// applied (empty when the schema was current).
+pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)?
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect();
+        Ok(applied)
+    })
+    .await?
+}

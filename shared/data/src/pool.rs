@@ -1,0 +1,67 @@
+//! The connection pool: built once per process, lazily connected, every connection set up
+//! with a statement timeout so a slow database answers "unavailable" instead of piling up work.
+
+use std::time::Duration;
+
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::FutureExt;
+
+use crate::DataError;
+
+/// The process-wide pool of PostgreSQL connections.
+pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// Sizes and time limits of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most connections this process opens.
+    pub max_size: u32,
+    /// How long a request waits for a free connection before it is told to retry.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on any one statement.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_size: 10,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Builds the pool without connecting: the process starts (and answers `/health`) while the
+/// database is still down, and connections are opened on first use.
+pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Pool {
+    let statement_timeout_ms = config.statement_timeout.as_millis();
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| diesel::ConnectionError::CouldntSetupConfiguration(e))?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
+    bb8::Pool::builder()
+        .max_size(config.max_size)
+        .min_idle(None)
+        .connection_timeout(config.acquire_timeout)
+        .build_unchecked(manager)
+}
+
+/// `SELECT 1` on a pooled connection: the readiness check.
+pub async fn ping(pool: &Pool) -> Result<(), DataError> {
+    let mut conn = pool.get().await?;
+    diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+    Ok(())
+}

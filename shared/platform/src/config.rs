@@ -1,0 +1,186 @@
+//! Configuration comes only from the environment, is read once at start into one typed
+//! struct, and a bad value stops start-up with one line naming the variable and the form it
+//! expects. Values are never echoed back: some of them are secrets.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use data::PoolConfig;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Text,
+    /// Cloud Logging's structured JSON.
+    Json,
+}
+
+/// Everything a function reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    /// `PORT`: the TCP port to listen on, on all interfaces (Cloud Run sets it). Default 8080.
+    pub port: u16,
+    /// `DATABASE_URL`: the PostgreSQL URL. Required by every deployed function.
+    pub database_url: Option<String>,
+    /// `TENANT_KEYS`: the key document as JSON, `{"tenant": ["key", ...]}`.
+    pub tenant_keys: Option<String>,
+    /// `DB_POOL_SIZE` (default 10), `DB_ACQUIRE_TIMEOUT_MS` (2000), `DB_STATEMENT_TIMEOUT_MS`
+    /// (5000): the connection pool.
+    pub pool: PoolConfig,
+    /// `MAX_FUTURE_SKEW_SECS`: how far ahead of the server clock an event may be. Default 3600.
+    pub max_future_skew: Duration,
+    /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM. Default 8
+    /// (Cloud Run kills the container 10 s after SIGTERM).
+    pub shutdown_grace: Duration,
+    /// `LOG_FORMAT`: `text` or `json`. Default `json` on Cloud Run (`K_SERVICE` set), else `text`.
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("tenant_keys", &self.tenant_keys.as_ref().map(|_| "<redacted>"))
+            .field("pool", &self.pool)
+            .field("max_future_skew", &self.max_future_skew)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// A variable that is missing or does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is not set: expected {expected}")]
+    Missing { var: &'static str, expected: &'static str },
+    /// A variable is set to something unusable.
+    #[error("{var} is invalid: expected {expected}")]
+    Invalid { var: &'static str, expected: String },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None if get("K_SERVICE").is_some() => LogFormat::Json,
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                return Err(ConfigError::Invalid { var: "LOG_FORMAT", expected: "`text` or `json`".into() });
+            }
+        };
+        Ok(Self {
+            port: parse(&get, "PORT", 8080, "a TCP port number, 1-65535")?,
+            database_url: get("DATABASE_URL"),
+            tenant_keys: get("TENANT_KEYS"),
+            pool: PoolConfig {
+                max_size: parse_bounded(&get, "DB_POOL_SIZE", 10, 1..=1000, "a pool size")?,
+                acquire_timeout: millis(&get, "DB_ACQUIRE_TIMEOUT_MS", 2000)?,
+                statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", 5000)?,
+            },
+            max_future_skew: Duration::from_secs(parse(&get, "MAX_FUTURE_SKEW_SECS", 3600, "a number of seconds")?),
+            shutdown_grace: Duration::from_secs(parse_bounded(&get, "SHUTDOWN_GRACE_SECS", 8, 0..=3600, "a number of seconds")?),
+            log_format,
+        })
+    }
+
+    /// `DATABASE_URL`, or the error a deployed function stops with.
+    pub fn require_database_url(&self) -> Result<&str, ConfigError> {
+        self.database_url.as_deref().ok_or(ConfigError::Missing {
+            var: "DATABASE_URL",
+            expected: "a PostgreSQL URL such as postgres://user:password@host:5432/events",
+        })
+    }
+}
+
+fn parse<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    expected: &str,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Invalid { var, expected: expected.to_owned() }),
+    }
+}
+
+fn parse_bounded<T: FromStr + PartialOrd + fmt::Display>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<T, ConfigError> {
+    let expected = format!("{what} from {} to {}", range.start(), range.end());
+    let value = parse(get, var, default, &expected)?;
+    if range.contains(&value) { Ok(value) } else { Err(ConfigError::Invalid { var, expected }) }
+}
+
+fn millis(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    parse_bounded(get, var, default, 1..=600_000, "a number of milliseconds").map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.pool.max_size, 10);
+        assert_eq!(c.max_future_skew, Duration::from_secs(3600));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(8));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(
+            c.require_database_url().unwrap_err().to_string(),
+            "DATABASE_URL is not set: expected a PostgreSQL URL such as postgres://user:password@host:5432/events"
+        );
+    }
+
+    #[test]
+    fn cloud_run_defaults_to_json_logs() {
+        assert_eq!(config(&[("K_SERVICE", "events")]).expect("valid").log_format, LogFormat::Json);
+        assert_eq!(config(&[("K_SERVICE", "events"), ("LOG_FORMAT", "text")]).expect("valid").log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_never_echo_it() {
+        let err = config(&[("PORT", "eighty")]).unwrap_err().to_string();
+        assert_eq!(err, "PORT is invalid: expected a TCP port number, 1-65535");
+        let err = config(&[("DB_POOL_SIZE", "0")]).unwrap_err().to_string();
+        assert_eq!(err, "DB_POOL_SIZE is invalid: expected a pool size from 1 to 1000");
+        let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
+        assert!(err.starts_with("LOG_FORMAT is invalid"), "{err}");
+        assert!(!err.contains("xml"));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let c = config(&[("DATABASE_URL", "postgres://u:hunter2@h/db"), ("TENANT_KEYS", r#"{"a":["secret-key"]}"#)])
+            .expect("valid");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("secret-key"), "{shown}");
+    }
+}

@@ -1,0 +1,74 @@
+//! The start-up sequence every deployed function shares: read the config, start logging,
+//! refuse to start without a database URL or keys, build the pool, serve until SIGTERM.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use data::Pool;
+use tokio::net::TcpListener;
+use warp::{Filter, Rejection, Reply};
+
+use crate::{Config, ConfigError, TenantKeys, telemetry};
+
+/// What handlers share: the pool, the keys and the config. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub keys: TenantKeys,
+    pub config: Arc<Config>,
+}
+
+/// A deployed function's process, ready to serve.
+#[derive(Debug)]
+pub struct Deployment {
+    pub state: AppState,
+}
+
+impl Deployment {
+    /// Reads the environment, starts logging and builds the pool. Errors name the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        telemetry::init(config.log_format);
+        let pool = data::connect_pool(config.require_database_url()?, &config.pool);
+        let keys = tenant_keys_from(&config)?;
+        Ok(Self { state: AppState { pool, keys, config: Arc::new(config) } })
+    }
+
+    /// Serves `routes` on `0.0.0.0:$PORT` until SIGTERM, then drains and closes the pool.
+    pub async fn serve<F, R>(self, routes: F) -> ExitCode
+    where
+        F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+        R: Reply,
+    {
+        let config = &self.state.config;
+        let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
+        let listener = match TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::error!(%addr, error = %err, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(%addr, "listening");
+        crate::serve(listener, routes, crate::shutdown_signal(), config.shutdown_grace).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    }
+}
+
+/// The key set from `TENANT_KEYS`; deployed functions have no fallback.
+pub fn tenant_keys_from(config: &Config) -> Result<TenantKeys, ConfigError> {
+    let document = config.tenant_keys.as_deref().ok_or(ConfigError::Missing {
+        var: "TENANT_KEYS",
+        expected: r#"a JSON object of tenant ids to their API keys, such as {"acme": ["key-1"]}"#,
+    })?;
+    TenantKeys::from_json(document)
+        .map_err(|e| ConfigError::Invalid { var: "TENANT_KEYS", expected: format!("a valid key document, but {e}") })
+}
+
+/// Prints a start-up error as one line and returns the failure exit code.
+pub fn exit_with(err: &ConfigError) -> ExitCode {
+    eprintln!("error: {err}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,205 @@
+//! The one error type and the one place that renders errors. Every failure a client can see,
+//! ours or one of warp's own rejections, leaves as an RFC 9457 `application/problem+json` body.
+//! Unexpected failures are logged here, once, and never described to the client.
+
+use std::convert::Infallible;
+
+use data::DataError;
+use serde::Serialize;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// One invalid field: its name as the client wrote it and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error on `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Every error a request can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("a valid X-API-Key header is required")]
+    Unauthorized,
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("event {event_id:?} was already stored with a different payload")]
+    KeyReused { event_id: String },
+    /// The database (or another dependency) cannot serve now; the reason is logged, not shown.
+    #[error("the service is temporarily unavailable; retry later")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl From<DataError> for ApiError {
+    fn from(err: DataError) -> Self {
+        match err {
+            DataError::Unavailable(reason) => Self::Unavailable(reason),
+            DataError::Unexpected(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// A validation error on one field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::KeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn problem_type(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "/problems/validation",
+            Self::KeyReused { .. } => "/problems/idempotency-key-reused",
+            _ => "about:blank",
+        }
+    }
+
+    /// Renders the problem+json response, logging what the client is not told.
+    pub fn to_response(&self) -> Response {
+        match self {
+            Self::Unavailable(reason) => tracing::warn!(reason = %reason, "dependency unavailable"),
+            Self::Internal(reason) => tracing::error!(reason = %reason, "internal error"),
+            _ => {}
+        }
+        let status = self.status();
+        let problem = Problem {
+            r#type: self.problem_type(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors: match self {
+                Self::Validation(errors) => Some(errors),
+                _ => None,
+            },
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = Response::new(body.into());
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        self.to_response()
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    r#type: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a Vec<FieldError>>,
+}
+
+/// Turns any rejection, ours or warp's, into the same problem+json response.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    Ok(rejection_to_error(&rejection).map_or_else(|e| e.to_response(), |e| e.to_response()))
+}
+
+fn rejection_to_error(rejection: &Rejection) -> Result<&ApiError, ApiError> {
+    use warp::reject;
+    if let Some(err) = rejection.find::<ApiError>() {
+        return Ok(err);
+    }
+    Err(if rejection.is_not_found() {
+        ApiError::NotFound
+    } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
+        ApiError::MethodNotAllowed
+    } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
+        ApiError::UnsupportedMediaType
+    } else if let Some(e) = rejection.find::<reject::InvalidQuery>() {
+        ApiError::invalid("query", e.to_string())
+    } else if let Some(e) = rejection.find::<reject::InvalidHeader>() {
+        ApiError::invalid(e.name(), "invalid header value")
+    } else if let Some(e) = rejection.find::<reject::MissingHeader>() {
+        ApiError::invalid(e.name(), "required header is missing")
+    } else if let Some(e) = rejection.find::<reject::LengthRequired>() {
+        ApiError::invalid("Content-Length", e.to_string())
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(response: Response) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&bytes).expect("problem body is JSON")
+    }
+
+    #[tokio::test]
+    async fn validation_lists_fields() {
+        let response = ApiError::Validation(vec![FieldError::new("timestamp", "must be RFC 3339")]).to_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+        let body = body_of(response).await;
+        assert_eq!(body["type"], "/problems/validation");
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["errors"][0]["field"], "timestamp");
+    }
+
+    #[tokio::test]
+    async fn unavailable_says_when_to_retry_and_hides_the_reason() {
+        let response = ApiError::Unavailable("connection refused to 10.0.0.3".into()).to_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = body_of(response).await;
+        assert!(!body.to_string().contains("10.0.0.3"));
+    }
+
+    #[tokio::test]
+    async fn internal_errors_are_not_described() {
+        let body = body_of(ApiError::Internal("SELECT secret FROM x".into()).to_response()).await;
+        assert_eq!(body["status"], 500);
+        assert!(!body.to_string().contains("SELECT"));
+    }
+}

@@ -1,0 +1,70 @@
+//! Rules for the fields that more than one function reads (event names and timestamps), so
+//! that `POST /events` and `GET /metrics` accept exactly the same values.
+
+use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
+
+/// Longest event name, in characters.
+pub const EVENT_NAME_MAX_CHARS: usize = 200;
+
+/// Checks an event name: 1 to 200 characters, none of them control characters.
+pub fn check_event_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > EVENT_NAME_MAX_CHARS {
+        return Err(format!("must be 1 to {EVENT_NAME_MAX_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// Parses an RFC 3339 timestamp with an explicit offset, into UTC.
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|ts| ts.with_timezone(&Utc))
+        .map_err(|_| "must be an RFC 3339 timestamp with an offset, such as 2026-11-26T09:30:00Z".into())
+}
+
+/// The earliest whole microsecond at or after `ts`. Events are stored to the microsecond, so
+/// a window bound rounded up this way selects exactly the events the exact bound would.
+pub fn ceil_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = ts.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(ts);
+    if floor == ts { ts } else { floor + TimeDelta::microseconds(1) }
+}
+
+/// RFC 3339 in UTC with a `Z`, with as many fraction digits as needed.
+pub fn format_timestamp(ts: DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names() {
+        assert!(check_event_name("signup").is_ok());
+        assert!(check_event_name(&"é".repeat(200)).is_ok());
+        assert!(check_event_name(&"é".repeat(201)).is_err());
+        assert!(check_event_name("").is_err());
+        assert!(check_event_name("sign\nup").is_err());
+        assert!(check_event_name("sign\u{7f}up").is_err());
+    }
+
+    #[test]
+    fn timestamps_need_an_offset_and_become_utc() {
+        let ts = parse_timestamp("2026-11-26T10:30:00.5+01:00").expect("valid");
+        assert_eq!(format_timestamp(ts), "2026-11-26T09:30:00.500Z");
+        assert!(parse_timestamp("2026-11-26T10:30:00").is_err());
+        assert!(parse_timestamp("2026-11-26").is_err());
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn ceil_to_micros_rounds_up_only_partial_micros() {
+        let exact = parse_timestamp("2026-01-01T00:00:00.000001Z").expect("valid");
+        assert_eq!(ceil_to_micros(exact), exact);
+        let partial = parse_timestamp("2026-01-01T00:00:00.0000001Z").expect("valid");
+        assert_eq!(ceil_to_micros(partial), exact);
+    }
+}

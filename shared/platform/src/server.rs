@@ -1,0 +1,112 @@
+//! The HTTP loop every function runs: warp routes behind hyper's HTTP/1.1 server, one log line
+//! per request (method, path, status, latency, tenant), and graceful shutdown: on the signal
+//! the listener closes, in-flight requests finish within the grace period, then it returns.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower_service::Service as _;
+use tracing::Instrument;
+use tracing::field::Empty;
+use warp::{Filter, Rejection, Reply};
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains for at most `grace`.
+pub async fn serve<F, R>(listener: TcpListener, routes: F, shutdown: impl Future<Output = ()>, grace: Duration)
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    let service = warp::service(liveness().or(routes).recover(crate::error::recover));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tracing::error!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        let handler = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut service = service.clone();
+            let span = tracing::info_span!(
+                "request",
+                method = %request.method(),
+                path = %request.uri().path(),
+                tenant_id = Empty,
+            );
+            let started = Instant::now();
+            async move {
+                let response = service.call(request).await?;
+                log_request(response.status(), started.elapsed());
+                Ok::<_, std::convert::Infallible>(response)
+            }
+            .instrument(span)
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), handler);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+/// `GET /health`: 200 while the process runs. Every function answers it, for Cloud Run's probes.
+fn liveness() -> impl Filter<Extract = (warp::reply::Json,), Error = Rejection> + Clone {
+    warp::path!("health")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})))
+}
+
+fn log_request(status: warp::http::StatusCode, latency: Duration) {
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+    } else {
+        tracing::info!(status = status.as_u16(), latency_ms, "request completed");
+    }
+}
+
+/// Resolves on SIGTERM (Cloud Run's stop signal) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+}
