@@ -1,1 +1,11 @@
+//! Black-box tests: the service's real routes served on port 0, and its real binaries, over
+//! HTTP, against a real PostgreSQL. Each test gets its own database, cloned from a migrated
+//! template; see `harness`.
 
+mod auth;
+mod binaries;
+mod harness;
+mod health;
+mod ingest;
+mod metrics;
+mod validation;

@@ -33,8 +33,9 @@ pub fn parse_event(body: Value, now: DateTime<Utc>, max_future_skew: Duration) -
         .map(|k| FieldError::new(k.clone(), "unknown field"))
         .collect();
 
-    let event_name = required_string(&mut fields, "event_name", &mut errors)
-        .and_then(|name| check_event_name(&name).map(|()| name).map_err(|m| errors.push(FieldError::new("event_name", m))).ok());
+    let event_name = required_string(&mut fields, "event_name", &mut errors).and_then(|name| {
+        check_event_name(&name).map(|()| name).map_err(|m| errors.push(FieldError::new("event_name", m))).ok()
+    });
 
     let timestamp = required_string(&mut fields, "timestamp", &mut errors).and_then(|text| {
         let checked = parse_timestamp(&text).and_then(|ts| {
@@ -170,7 +171,10 @@ mod tests {
     #[test]
     fn reports_every_broken_field() {
         assert_eq!(fields_of(json!({})), ["event_name", "timestamp"]);
-        assert_eq!(fields_of(json!({"event_name": 3, "timestamp": "soon", "extra": 1})), ["extra", "event_name", "timestamp"]);
+        assert_eq!(
+            fields_of(json!({"event_name": 3, "timestamp": "soon", "extra": 1})),
+            ["extra", "event_name", "timestamp"]
+        );
         assert_eq!(fields_of(json!([1])), ["body"]);
     }
 

@@ -33,7 +33,9 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         })
 }
 
-fn optional_header(name: &'static str) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
+fn optional_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
     warp::header::value(name).map(Some).or(warp::any().map(|| None)).unify()
 }
 
@@ -48,9 +50,7 @@ async fn ingest(
         .transpose()?;
     let now = chrono::Utc::now();
     let input = parse_event(body, now, state.config.max_future_skew).map_err(ApiError::Validation)?;
-    let event_id = header_id
-        .or(input.event_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let event_id = header_id.or(input.event_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let event = NewEvent::new(tenant.to_string(), event_id, input.event_name, input.timestamp, input.properties);
     let (status, label) = match data::insert_idempotent(&state.pool, &event).await? {
         InsertOutcome::Created => (StatusCode::CREATED, "created"),

@@ -11,9 +11,5 @@ pub const DEMO_TENANT_KEYS: &str = r#"{"acme": ["tenant-key-123"], "globex": ["t
 
 /// All routes of `events`, `metrics` and `health`.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    events::routes(state)
-        .or(metrics::routes(state))
-        .unify()
-        .or(health::routes(state))
-        .unify()
+    events::routes(state).or(metrics::routes(state)).unify().or(health::routes(state)).unify()
 }

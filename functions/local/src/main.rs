@@ -28,7 +28,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let keys = match &config.tenant_keys {
         Some(_) => platform::deployment::tenant_keys_from(&config)?,
         None => {
-            tracing::warn!("TENANT_KEYS is unset: serving the demo tenants acme and globex (keys in README.md); never deploy these");
+            tracing::warn!(
+                "TENANT_KEYS is unset: serving the demo tenants acme and globex (keys in README.md); never deploy these"
+            );
             TenantKeys::from_json(local::DEMO_TENANT_KEYS)?
         }
     };

@@ -86,13 +86,13 @@ pub fn parse_query(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
     };
     if from >= to {
         errors.push(FieldError::new("to", "must be later than from"));
-    } else if let Some(interval) = interval {
-        if interval.bucket_count(from, to) > MAX_BUCKETS {
-            errors.push(FieldError::new(
-                "interval",
-                format!("gives more than {MAX_BUCKETS} buckets for this window; use a wider interval or a shorter window"),
-            ));
-        }
+    } else if let Some(interval) = interval
+        && interval.bucket_count(from, to) > MAX_BUCKETS
+    {
+        errors.push(FieldError::new(
+            "interval",
+            format!("gives more than {MAX_BUCKETS} buckets for this window; use a wider interval or a shorter window"),
+        ));
     }
     match event_name {
         Some(name) if errors.is_empty() => Ok(MetricsQuery { event_name: name.to_owned(), from, to, interval }),
@@ -134,8 +134,10 @@ mod tests {
 
     #[test]
     fn parses_a_full_query() {
-        let q = parse_query("event_name=sign%20up&from=2026-11-26T00:00:00%2B01:00&to=2026-11-26T01:00:00Z&interval=minute")
-            .expect("valid");
+        let q = parse_query(
+            "event_name=sign%20up&from=2026-11-26T00:00:00%2B01:00&to=2026-11-26T01:00:00Z&interval=minute",
+        )
+        .expect("valid");
         assert_eq!(q.event_name, "sign up");
         assert_eq!(format_timestamp(q.from), "2026-11-25T23:00:00Z");
         assert_eq!(q.interval, Some(Interval::Minute));
@@ -145,7 +147,10 @@ mod tests {
     fn reports_every_broken_parameter() {
         assert_eq!(fields_of(""), ["event_name", "from", "to"]);
         assert_eq!(fields_of("event_name=a&from=x&to=2026-11-26T00:00:00Z&interval=week"), ["from", "interval"]);
-        assert_eq!(fields_of("event_name=a&event_name=b&from=2026-11-26T00:00:00Z&to=2026-11-26T01:00:00Z&x=1"), ["event_name", "x"]);
+        assert_eq!(
+            fields_of("event_name=a&event_name=b&from=2026-11-26T00:00:00Z&to=2026-11-26T01:00:00Z&x=1"),
+            ["event_name", "x"]
+        );
     }
 
     #[test]

@@ -56,9 +56,7 @@ impl From<diesel::result::Error> for DataError {
                 info,
             ) => Self::Unavailable(info.message().to_owned()),
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if TRANSIENT_MESSAGES
-                    .iter()
-                    .any(|m| info.message().contains(m)) =>
+                if TRANSIENT_MESSAGES.iter().any(|m| info.message().contains(m)) =>
             {
                 Self::Unavailable(info.message().to_owned())
             }

@@ -123,12 +123,7 @@ pub async fn insert_idempotent(pool: &Pool, event: &NewEvent) -> Result<InsertOu
 /// The stored event with this identity, if any.
 pub async fn find_event(pool: &Pool, tenant_id: &str, event_id: &str) -> Result<Option<Event>, DataError> {
     let mut conn = pool.get().await?;
-    Ok(events::table
-        .find((tenant_id, event_id))
-        .select(Event::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?)
+    Ok(events::table.find((tenant_id, event_id)).select(Event::as_select()).first(&mut conn).await.optional()?)
 }
 
 /// Number of the tenant's events named `event_name` with `from <= occurred_at < to`.

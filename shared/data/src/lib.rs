@@ -8,8 +8,8 @@ pub mod schema;
 
 pub use error::DataError;
 pub use events::{
-    Bucket, Event, Interval, NewEvent, count_buckets, count_in_window, find_event,
-    insert_idempotent, payload_fingerprint, InsertOutcome,
+    Bucket, Event, InsertOutcome, Interval, NewEvent, count_buckets, count_in_window, find_event, insert_idempotent,
+    payload_fingerprint,
 };
 pub use migrations::run_migrations;
 pub use pool::{Pool, PoolConfig, connect_pool, ping};

@@ -13,11 +13,7 @@ pub async fn run_migrations(database_url: &str) -> Result<Vec<String>, Box<dyn s
     let url = database_url.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)?
-            .into_iter()
-            .map(|v| v.to_string())
-            .collect();
+        let applied = conn.run_pending_migrations(MIGRATIONS)?.into_iter().map(|v| v.to_string()).collect();
         Ok(applied)
     })
     .await?

@@ -25,11 +25,7 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        Self {
-            max_size: 10,
-            acquire_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(5),
-        }
+        Self { max_size: 10, acquire_timeout: Duration::from_secs(2), statement_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -45,13 +41,12 @@ pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Pool {
             diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
                 .execute(&mut conn)
                 .await
-                .map_err(|e| diesel::ConnectionError::CouldntSetupConfiguration(e))?;
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(conn)
         }
         .boxed()
     });
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
     bb8::Pool::builder()
         .max_size(config.max_size)
         .min_idle(None)

@@ -14,7 +14,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a cluster could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum DevDbError {
-    #[error("PostgreSQL server binaries not found (looked in PG_BIN_DIR, /usr/lib/postgresql/*/bin and PATH): install the PostgreSQL server package")]
+    #[error(
+        "PostgreSQL server binaries not found (looked in PG_BIN_DIR, /usr/lib/postgresql/*/bin and PATH): install the PostgreSQL server package"
+    )]
     BinariesNotFound,
     #[error("running as root, but there is no `postgres` user to run PostgreSQL as (PostgreSQL refuses root)")]
     NoPostgresUser,
@@ -37,10 +39,7 @@ impl Cluster {
         let bin = find_bin_dir().ok_or(DevDbError::BinariesNotFound)?;
         let as_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
         let dir = std::env::temp_dir().join(format!("events-pg-{}-{}", std::process::id(), unique_suffix()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| step("creating the cluster directory", e))?;
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| step("creating the cluster directory", e))?;
         if as_root {
             run(Command::new("chown").arg("postgres:postgres").arg(&dir), "chown to the postgres user")
                 .map_err(|_| DevDbError::NoPostgresUser)?;

@@ -90,7 +90,13 @@ impl Config {
                 statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", 5000)?,
             },
             max_future_skew: Duration::from_secs(parse(&get, "MAX_FUTURE_SKEW_SECS", 3600, "a number of seconds")?),
-            shutdown_grace: Duration::from_secs(parse_bounded(&get, "SHUTDOWN_GRACE_SECS", 8, 0..=3600, "a number of seconds")?),
+            shutdown_grace: Duration::from_secs(parse_bounded(
+                &get,
+                "SHUTDOWN_GRACE_SECS",
+                8,
+                0..=3600,
+                "a number of seconds",
+            )?),
             log_format,
         })
     }
@@ -112,10 +118,7 @@ fn parse<T: FromStr>(
 ) -> Result<T, ConfigError> {
     match get(var) {
         None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::Invalid { var, expected: expected.to_owned() }),
+        Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid { var, expected: expected.to_owned() }),
     }
 }
 
@@ -154,7 +157,7 @@ mod tests {
         assert_eq!(c.shutdown_grace, Duration::from_secs(8));
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(
-            c.require_database_url().unwrap_err().to_string(),
+            c.require_database_url().expect_err("invalid").to_string(),
             "DATABASE_URL is not set: expected a PostgreSQL URL such as postgres://user:password@host:5432/events"
         );
     }
@@ -162,16 +165,19 @@ mod tests {
     #[test]
     fn cloud_run_defaults_to_json_logs() {
         assert_eq!(config(&[("K_SERVICE", "events")]).expect("valid").log_format, LogFormat::Json);
-        assert_eq!(config(&[("K_SERVICE", "events"), ("LOG_FORMAT", "text")]).expect("valid").log_format, LogFormat::Text);
+        assert_eq!(
+            config(&[("K_SERVICE", "events"), ("LOG_FORMAT", "text")]).expect("valid").log_format,
+            LogFormat::Text
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable_and_never_echo_it() {
-        let err = config(&[("PORT", "eighty")]).unwrap_err().to_string();
+        let err = config(&[("PORT", "eighty")]).expect_err("invalid").to_string();
         assert_eq!(err, "PORT is invalid: expected a TCP port number, 1-65535");
-        let err = config(&[("DB_POOL_SIZE", "0")]).unwrap_err().to_string();
+        let err = config(&[("DB_POOL_SIZE", "0")]).expect_err("invalid").to_string();
         assert_eq!(err, "DB_POOL_SIZE is invalid: expected a pool size from 1 to 1000");
-        let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
+        let err = config(&[("LOG_FORMAT", "xml")]).expect_err("invalid").to_string();
         assert!(err.starts_with("LOG_FORMAT is invalid"), "{err}");
         assert!(!err.contains("xml"));
     }

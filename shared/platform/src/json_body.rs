@@ -12,12 +12,11 @@ use crate::ApiError;
 
 /// Extracts the body as a JSON value of at most `limit` bytes.
 pub fn json_body(limit: usize) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and(content_type())
-        .and(warp::body::stream())
-        .and_then(move |declared: Option<u64>, content_type: Option<HeaderValue>, body| async move {
+    warp::header::optional::<u64>("content-length").and(content_type()).and(warp::body::stream()).and_then(
+        move |declared: Option<u64>, content_type: Option<HeaderValue>, body| async move {
             read_json(declared, content_type, body, limit).await.map_err(warp::reject::custom)
-        })
+        },
+    )
 }
 
 fn content_type() -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
@@ -34,10 +33,8 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    if let Some(value) = content_type {
-        if !is_json_media_type(&value) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
+    if content_type.is_some_and(|value| !is_json_media_type(&value)) {
+        return Err(ApiError::UnsupportedMediaType);
     }
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
@@ -69,7 +66,9 @@ mod tests {
     use super::*;
 
     fn chunks(parts: &[&'static str]) -> impl Stream<Item = Result<bytes::Bytes, warp::Error>> {
-        futures_util::stream::iter(parts.iter().map(|p| Ok(bytes::Bytes::from_static(p.as_bytes()))).collect::<Vec<_>>())
+        futures_util::stream::iter(
+            parts.iter().map(|p| Ok(bytes::Bytes::from_static(p.as_bytes()))).collect::<Vec<_>>(),
+        )
     }
 
     #[tokio::test]

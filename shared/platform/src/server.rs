@@ -78,9 +78,7 @@ where
 
 /// `GET /health`: 200 while the process runs. Every function answers it, for Cloud Run's probes.
 fn liveness() -> impl Filter<Extract = (warp::reply::Json,), Error = Rejection> + Clone {
-    warp::path!("health")
-        .and(warp::get())
-        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})))
+    warp::path!("health").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})))
 }
 
 fn log_request(status: warp::http::StatusCode, latency: Duration) {

@@ -125,11 +125,11 @@ fn parse_document(document: &str) -> Result<KeyIndex, KeyDocumentError> {
                 return Err(KeyDocumentError::BadKey(tenant));
             }
             let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-            if let Some(other) = index.insert(digest, id.clone()) {
-                if other != id {
-                    let (a, b) = if other.as_str() < id.as_str() { (other, id) } else { (id, other) };
-                    return Err(KeyDocumentError::SharedKey(a.to_string(), b.to_string()));
-                }
+            if let Some(other) = index.insert(digest, id.clone())
+                && other != id
+            {
+                let (a, b) = if other.as_str() < id.as_str() { (other, id) } else { (id, other) };
+                return Err(KeyDocumentError::SharedKey(a.to_string(), b.to_string()));
             }
         }
     }

@@ -1,0 +1,99 @@
+//! The real binaries: start-up refusals, and `local` serving, then stopping on SIGTERM.
+//! They are built by `scripts/test` (`cargo build --bins`) next to this test executable.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::TestDatabase;
+
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing: run `cargo build --bins` first (scripts/test does)", path.display());
+    path
+}
+
+fn start_failure(name: &str, vars: &[(&str, &str)]) -> (i32, String) {
+    let output = Command::new(binary(name))
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run binary");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn deployed_functions_refuse_to_start_without_a_database_or_keys() {
+    for name in ["events", "metrics", "health"] {
+        let (code, stderr) = start_failure(name, &[("TENANT_KEYS", r#"{"a": ["key-key-key"]}"#)]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
+        assert!(stderr.starts_with("error: DATABASE_URL is not set"), "{name}: {stderr}");
+
+        let (code, stderr) = start_failure(name, &[("DATABASE_URL", "postgres://u@127.0.0.1:1/db")]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.starts_with("error: TENANT_KEYS is not set"), "{name}: {stderr}");
+
+        let secret = r#"{"a": ["secret-key-1"], "b": ["secret-key-1"]}"#;
+        let (code, stderr) =
+            start_failure(name, &[("DATABASE_URL", "postgres://u@127.0.0.1:1/db"), ("TENANT_KEYS", secret)]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.starts_with("error: TENANT_KEYS is invalid"), "{name}: {stderr}");
+        assert!(!stderr.contains("secret-key-1"), "{name} echoed a key: {stderr}");
+    }
+    let (code, stderr) = start_failure("migrate", &[]);
+    assert_eq!(
+        (code, stderr.lines().next().unwrap_or_default().starts_with("error: DATABASE_URL")),
+        (2, true),
+        "{stderr}"
+    );
+    let (code, stderr) = start_failure("events", &[("PORT", "http"), ("DATABASE_URL", "x"), ("TENANT_KEYS", "{}")]);
+    assert_eq!(code, 2);
+    assert!(stderr.starts_with("error: PORT is invalid"), "{stderr}");
+}
+
+#[tokio::test]
+async fn local_serves_the_api_and_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(binary("local"))
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", &db.url)
+        .env_remove("TENANT_KEYS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start local");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    loop {
+        if let Ok(response) = client.get(format!("{base}/ready")).send().await
+            && response.status() == 200
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "local did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The demo keys work when TENANT_KEYS is unset.
+    let response = client
+        .post(format!("{base}/events"))
+        .header("X-API-Key", "tenant-key-123")
+        .json(&serde_json::json!({"event_name": "signup", "timestamp": "2026-01-01T10:00:00Z"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 201);
+
+    let pid = child.id().expect("pid").to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(sent.success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits in time").expect("status");
+    assert!(status.success(), "local exits 0 on SIGTERM: {status:?}");
+}

@@ -1,0 +1,240 @@
+//! How tests get a server and a database.
+//!
+//! PostgreSQL comes from `TEST_DATABASE_URL` (a superuser URL to any database of a running
+//! server) when set, else from one throwaway cluster started for the whole run (`devdb`).
+//! Each test gets its own database, cloned from a template migrated once per run, and dropped
+//! when the test ends. Logs are quiet unless `TEST_LOG` is set.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use platform::{AppState, Config, TenantKeys};
+use serde_json::Value;
+use tokio::sync::{OnceCell, oneshot};
+
+pub const ACME_KEY: &str = "acme-key-0001";
+pub const ACME_ROTATED_KEY: &str = "acme-key-0002";
+pub const GLOBEX_KEY: &str = "globex-key-0001";
+pub const TEST_KEYS: &str = r#"{"acme": ["acme-key-0001", "acme-key-0002"], "globex": ["globex-key-0001"]}"#;
+
+const TEMPLATE: &str = "events_test_template";
+
+enum Server {
+    External(String),
+    Owned(devdb::Cluster),
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Server::External(url),
+        _ => Server::Owned(devdb::Cluster::start().expect("start a throwaway PostgreSQL for the tests")),
+    })
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{database}?{q}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+fn admin_url() -> String {
+    match server() {
+        Server::External(url) => url.clone(),
+        Server::Owned(cluster) => cluster.url("postgres"),
+    }
+}
+
+async fn admin_connection() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&admin_url()).await.expect("connect to the test server")
+}
+
+/// Creates (once per run) the migrated template every test database is cloned from.
+async fn ensure_template() {
+    static TEMPLATE_READY: OnceCell<()> = OnceCell::const_new();
+    TEMPLATE_READY
+        .get_or_init(|| async {
+            let mut conn = admin_connection().await;
+            // Several test processes may share one external server.
+            diesel::sql_query("SELECT pg_advisory_lock(4242)").execute(&mut conn).await.expect("lock");
+            let exists = diesel::sql_query(format!("SELECT 1 FROM pg_database WHERE datname = '{TEMPLATE}'"))
+                .execute(&mut conn)
+                .await
+                .expect("query pg_database")
+                == 1;
+            if !exists {
+                diesel::sql_query(format!("CREATE DATABASE {TEMPLATE}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create template");
+            }
+            data::run_migrations(&with_database(&admin_url(), TEMPLATE)).await.expect("migrate the template");
+            diesel::sql_query("SELECT pg_advisory_unlock(4242)").execute(&mut conn).await.expect("unlock");
+        })
+        .await;
+}
+
+/// A database of its own for one test; dropped with it.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        ensure_template().await;
+        let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = admin_connection().await;
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+            .execute(&mut conn)
+            .await
+            .expect("clone the template");
+        let url = with_database(&admin_url(), &name);
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut conn = AsyncPgConnection::establish(&admin_url()).await.ok()?;
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+fn init_test_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            platform::telemetry::init(platform::config::LogFormat::Text);
+        }
+    });
+}
+
+/// The whole API (the `local` routes) on a port of its own, on its own database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    _db: Option<TestDatabase>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// A server on a fresh, migrated database.
+    pub async fn spawn() -> Self {
+        let db = TestDatabase::create().await;
+        let url = db.url.clone();
+        Self::spawn_with(&url, &[], Some(db)).await
+    }
+
+    /// A server whose database cannot be reached.
+    pub async fn spawn_unreachable() -> Self {
+        // Port 1 on loopback: nothing listens there, so connecting fails at once.
+        Self::spawn_with("postgres://postgres@127.0.0.1:1/unreachable", &[], None).await
+    }
+
+    /// A server with extra config variables, on `database_url`.
+    pub async fn spawn_with(database_url: &str, vars: &[(&str, &str)], db: Option<TestDatabase>) -> Self {
+        init_test_logging();
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("valid test config");
+        let state = AppState {
+            pool: data::connect_pool(database_url, &config.pool),
+            keys: TenantKeys::from_json(TEST_KEYS).expect("valid test keys"),
+            config: Arc::new(config),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        tokio::spawn(platform::serve(listener, local::routes(&state), shutdown, Duration::from_secs(1)));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+        Self { addr, client, state, _db: db, _stop: stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `POST /events` with a JSON body and optional `Idempotency-Key`.
+    pub async fn post_event(&self, key: Option<&str>, idempotency_key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.client.post(self.url("/events")).json(body);
+        if let Some(key) = key {
+            request = request.header("X-API-Key", key);
+        }
+        if let Some(id) = idempotency_key {
+            request = request.header("Idempotency-Key", id);
+        }
+        send(request).await
+    }
+
+    /// `GET /metrics` with the given query parameters.
+    pub async fn metrics(&self, key: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        send(self.client.get(self.url("/metrics")).header("X-API-Key", key).query(query)).await
+    }
+
+    /// The count `GET /metrics` reports for `event_name` over `[from, to)`.
+    pub async fn count(&self, key: &str, event_name: &str, from: &str, to: &str) -> i64 {
+        let (status, body) = self.metrics(key, &[("event_name", event_name), ("from", from), ("to", to)]).await;
+        assert_eq!(status, 200, "{body}");
+        body["count"].as_i64().expect("count is an integer")
+    }
+}
+
+/// Sends a request; returns the status and the body as JSON (`Null` when empty).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request reaches the server");
+    let status = response.status().as_u16();
+    let is_problem = response.headers().get("content-type").is_some_and(|v| v == "application/problem+json");
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("body is JSON") };
+    if status >= 400 {
+        assert!(is_problem, "error {status} must be application/problem+json: {body}");
+        assert_eq!(body["status"], status, "problem status matches: {body}");
+    }
+    (status, body)
+}
+
+/// A minimal valid event body.
+pub fn event(name: &str, timestamp: &str) -> Value {
+    serde_json::json!({"event_name": name, "timestamp": timestamp})
+}
+
+/// Field names a 400 problem lists.
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn with_database_replaces_only_the_name() {
+    assert_eq!(with_database("postgres://u:p@h:5/db", "x"), "postgres://u:p@h:5/x");
+    assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
