@@ -3,6 +3,7 @@
 //! template; see `harness`.
 
 mod auth;
+mod batch;
 mod binaries;
 mod harness;
 mod health;

@@ -9,7 +9,8 @@ mod input;
 
 use data::{InsertOutcome, NewEvent};
 use platform::json_body::json_body;
-use platform::{ApiError, AppState, TenantId, authenticate};
+use platform::{ApiError, AppState, FieldError, TenantId, authenticate};
+use serde_json::json;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -19,9 +20,18 @@ pub use input::{EventInput, parse_event};
 /// Largest accepted `POST /events` body.
 pub const MAX_EVENT_BODY_BYTES: usize = 1024 * 1024;
 
+/// Largest accepted `POST /events/batch` body.
+pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// Most events in one batch.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
 /// The routes of this function.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    let state = state.clone();
+    single(state.clone()).or(batch(state.clone())).unify()
+}
+
+fn single(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events")
         .and(warp::post())
         .and(authenticate(state.keys.clone()))
@@ -30,6 +40,24 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
         .then(move |tenant, key, body| {
             let state = state.clone();
             async move { ingest(&state, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
+        })
+}
+
+fn batch(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("events" / "batch")
+        .and(warp::post())
+        .and(authenticate(state.keys.clone()))
+        .and(optional_header("idempotency-key"))
+        .and(json_body(MAX_BATCH_BODY_BYTES))
+        .then(move |tenant, key: Option<HeaderValue>, body| {
+            let state = state.clone();
+            async move {
+                if key.is_some() {
+                    let message = "is not used by /events/batch: give each event its own event_id";
+                    return ApiError::invalid("Idempotency-Key", message).to_response();
+                }
+                ingest_batch(&state, tenant, body).await.unwrap_or_else(|e| e.to_response())
+            }
         })
 }
 
@@ -52,11 +80,82 @@ async fn ingest(
     let input = parse_event(body, now, state.config.max_future_skew).map_err(ApiError::Validation)?;
     let event_id = header_id.or(input.event_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let event = NewEvent::new(tenant.to_string(), event_id, input.event_name, input.timestamp, input.properties);
-    let (status, label) = match data::insert_idempotent(&state.pool, &event).await? {
-        InsertOutcome::Created => (StatusCode::CREATED, "created"),
-        InsertOutcome::Duplicate => (StatusCode::OK, "duplicate"),
-        InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id: event.event_id }),
+    let outcome = data::insert_idempotent(&state.pool, std::slice::from_ref(&event)).await?;
+    let (status, label) = match outcome.first() {
+        Some(InsertOutcome::Created) => (StatusCode::CREATED, "created"),
+        Some(InsertOutcome::Duplicate) => (StatusCode::OK, "duplicate"),
+        Some(InsertOutcome::KeyReused) => return Err(ApiError::KeyReused { event_id: event.event_id }),
+        None => return Err(ApiError::Internal("the insert reported no outcome".into())),
     };
     let body = warp::reply::json(&serde_json::json!({"event_id": event.event_id, "status": label}));
     Ok(warp::reply::with_status(body, status).into_response())
+}
+
+async fn ingest_batch(state: &AppState, tenant: TenantId, body: serde_json::Value) -> Result<Response, ApiError> {
+    let items = batch_items(body)?;
+    let now = chrono::Utc::now();
+    let mut events = Vec::with_capacity(items.len());
+    // Per item: the index of its event in `events`, or why it was rejected.
+    let mut results: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
+    for item in items {
+        match parse_event(item, now, state.config.max_future_skew) {
+            Ok(input) => {
+                let event_id = input.event_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+                results.push(Ok(events.len()));
+                events.push(NewEvent::new(
+                    tenant.to_string(),
+                    event_id,
+                    input.event_name,
+                    input.timestamp,
+                    input.properties,
+                ));
+            }
+            Err(errors) => results.push(Err(errors)),
+        }
+    }
+    let outcomes = if events.is_empty() { Vec::new() } else { data::insert_idempotent(&state.pool, &events).await? };
+    let rendered: Vec<serde_json::Value> = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, result)| match result {
+            Ok(at) => {
+                let event_id = &events[at].event_id;
+                match outcomes.get(at) {
+                    Some(InsertOutcome::Created) => json!({"index": index, "event_id": event_id, "status": "created"}),
+                    Some(InsertOutcome::Duplicate) => {
+                        json!({"index": index, "event_id": event_id, "status": "duplicate"})
+                    }
+                    _ => json!({"index": index, "event_id": event_id, "status": "rejected", "error": {
+                        "type": "/problems/idempotency-key-reused",
+                        "detail": "already stored with a different payload",
+                    }}),
+                }
+            }
+            Err(errors) => json!({"index": index, "event_id": null, "status": "rejected", "error": {
+                "type": "/problems/validation",
+                "detail": "the event is invalid",
+                "errors": errors,
+            }}),
+        })
+        .collect();
+    Ok(warp::reply::json(&json!({ "results": rendered })).into_response())
+}
+
+/// The envelope: `{"events": [...]}` with 1 to 1000 items. Anything else is a 400 for the
+/// whole request; from here on, a bad item only rejects itself.
+fn batch_items(body: serde_json::Value) -> Result<Vec<serde_json::Value>, ApiError> {
+    let serde_json::Value::Object(mut envelope) = body else {
+        return Err(ApiError::invalid("body", "must be a JSON object with an `events` array"));
+    };
+    if let Some(unknown) = envelope.keys().find(|k| k.as_str() != "events") {
+        return Err(ApiError::invalid(unknown.clone(), "unknown field"));
+    }
+    match envelope.remove("events") {
+        Some(serde_json::Value::Array(items)) if (1..=MAX_BATCH_EVENTS).contains(&items.len()) => Ok(items),
+        Some(serde_json::Value::Array(_)) => {
+            Err(ApiError::invalid("events", format!("must hold 1 to {MAX_BATCH_EVENTS} events")))
+        }
+        Some(_) => Err(ApiError::invalid("events", "must be an array of events")),
+        None => Err(ApiError::invalid("events", "is required")),
+    }
 }

@@ -2,16 +2,17 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamptz};
-use diesel_async::RunQueryDsl;
+use std::collections::HashMap;
+
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
 
 use crate::schema::events;
 use crate::{DataError, Pool};
 
 /// A validated event, ready to insert.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = events)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub tenant_id: String,
     pub event_id: String,
@@ -89,35 +90,116 @@ fn truncate_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
     ts.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(ts)
 }
 
-/// Inserts the event unless its `(tenant_id, event_id)` exists. The insert is one
-/// `INSERT … ON CONFLICT DO NOTHING` statement, so concurrent identical requests create exactly
-/// one row; only on conflict is the stored fingerprint read to tell a replay from a reused key.
-pub async fn insert_idempotent(pool: &Pool, event: &NewEvent) -> Result<InsertOutcome, DataError> {
+/// Inserts each event unless its `(tenant_id, event_id)` exists, and says what happened to
+/// each, in order. All events go to PostgreSQL in one statement: `INSERT … SELECT FROM unnest(…)
+/// ON CONFLICT DO NOTHING`, so concurrent identical requests create exactly one row, and the
+/// stored fingerprint of each conflicting row is read in the same statement to tell a replay
+/// from a reused key. A single event is a batch of one.
+pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<InsertOutcome>, DataError> {
     let mut conn = pool.get().await?;
-    // A conflicting row could vanish between the two statements only if it were deleted
-    // (retention); then the insert is simply tried again.
-    loop {
-        let inserted = diesel::insert_into(events::table)
-            .values(event)
-            .on_conflict((events::tenant_id, events::event_id))
-            .do_nothing()
-            .execute(&mut conn)
-            .await?;
-        if inserted == 1 {
-            return Ok(InsertOutcome::Created);
+    // The first occurrence of each identity is sent; later ones are judged against it.
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+    let unique: Vec<usize> = (0..events.len())
+        .filter(|&i| first_of.entry((&events[i].tenant_id, &events[i].event_id)).or_insert(i) == &i)
+        .collect();
+    let mut stored: Vec<Option<StoredAs>> = vec![None; events.len()];
+    let mut pending = unique;
+    // A conflicting row can be invisible to the statement's snapshot when a concurrent
+    // transaction committed it after the statement began; a second statement sees it. It can
+    // vanish only if deleted (retention); then the insert is simply tried again.
+    for _ in 0..3 {
+        if pending.is_empty() {
+            break;
         }
-        let stored: Option<Vec<u8>> = events::table
-            .find((&event.tenant_id, &event.event_id))
-            .select(events::payload_hash)
-            .first(&mut conn)
-            .await
-            .optional()?;
-        match stored {
-            Some(hash) if hash == event.payload_hash => return Ok(InsertOutcome::Duplicate),
-            Some(_) => return Ok(InsertOutcome::KeyReused),
-            None => continue,
+        let rows = insert_unnest(&mut conn, events, &pending).await?;
+        let mut unresolved = Vec::new();
+        for row in rows {
+            let i = pending[usize::try_from(row.ord - 1).unwrap_or(usize::MAX)];
+            match (row.created, row.stored_hash) {
+                (true, _) => stored[i] = Some(StoredAs::CreatedHere),
+                (false, Some(hash)) => stored[i] = Some(StoredAs::Existing(hash)),
+                (false, None) => unresolved.push(i),
+            }
         }
+        pending = unresolved;
     }
+    if !pending.is_empty() {
+        return Err(DataError::Unavailable("conflicting rows stayed unresolved after retries".into()));
+    }
+    Ok(events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let first = first_of[&(event.tenant_id.as_str(), event.event_id.as_str())];
+            match &stored[first] {
+                Some(StoredAs::CreatedHere) if first == i => InsertOutcome::Created,
+                Some(StoredAs::CreatedHere) if events[first].payload_hash == event.payload_hash => {
+                    InsertOutcome::Duplicate
+                }
+                Some(StoredAs::Existing(hash)) if *hash == event.payload_hash => InsertOutcome::Duplicate,
+                _ => InsertOutcome::KeyReused,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone)]
+enum StoredAs {
+    CreatedHere,
+    Existing(Vec<u8>),
+}
+
+#[derive(QueryableByName)]
+struct InsertedRow {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = Bool)]
+    created: bool,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    stored_hash: Option<Vec<u8>>,
+}
+
+/// One statement whatever the batch size, so PostgreSQL plans it once per connection.
+const INSERT_UNNEST: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bytea[])
+        WITH ORDINALITY AS t(tenant_id, event_id, event_name, occurred_at, properties, payload_hash, ord)
+), inserted AS (
+    INSERT INTO events (tenant_id, event_id, event_name, occurred_at, properties, payload_hash)
+    SELECT tenant_id, event_id, event_name, occurred_at, properties, payload_hash FROM input
+    -- One lock order for every statement, so overlapping concurrent batches cannot deadlock.
+    ORDER BY tenant_id, event_id
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING tenant_id, event_id
+)
+SELECT i.ord AS ord,
+       ins.event_id IS NOT NULL AS created,
+       CASE WHEN ins.event_id IS NULL THEN
+           (SELECT e.payload_hash FROM events e WHERE e.tenant_id = i.tenant_id AND e.event_id = i.event_id)
+       END AS stored_hash
+FROM input i
+LEFT JOIN inserted ins ON ins.tenant_id = i.tenant_id AND ins.event_id = i.event_id";
+
+async fn insert_unnest(
+    conn: &mut AsyncPgConnection,
+    events: &[NewEvent],
+    which: &[usize],
+) -> Result<Vec<InsertedRow>, DataError> {
+    let tenant_ids: Vec<&str> = which.iter().map(|&i| events[i].tenant_id.as_str()).collect();
+    let event_ids: Vec<&str> = which.iter().map(|&i| events[i].event_id.as_str()).collect();
+    let names: Vec<&str> = which.iter().map(|&i| events[i].event_name.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = which.iter().map(|&i| events[i].occurred_at).collect();
+    let properties: Vec<Option<&serde_json::Value>> = which.iter().map(|&i| events[i].properties.as_ref()).collect();
+    let hashes: Vec<&[u8]> = which.iter().map(|&i| events[i].payload_hash.as_slice()).collect();
+    Ok(diesel::sql_query(INSERT_UNNEST)
+        .bind::<Array<Text>, _>(tenant_ids)
+        .bind::<Array<Text>, _>(event_ids)
+        .bind::<Array<Text>, _>(names)
+        .bind::<Array<Timestamptz>, _>(times)
+        .bind::<Array<Nullable<Jsonb>>, _>(properties)
+        .bind::<Array<Bytea>, _>(hashes)
+        .load(conn)
+        .await?)
 }
 
 /// The stored event with this identity, if any.
