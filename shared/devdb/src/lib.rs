@@ -34,8 +34,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Creates, starts and waits for a new cluster.
+    /// Creates, starts and waits for a new cluster tuned for speed (`fsync=off`).
     pub fn start() -> Result<Self, DevDbError> {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with server settings (`name`, `value`) applied after the defaults, so they
+    /// win: a benchmark passes `fsync=on`, `synchronous_commit=on`, `full_page_writes=on` to
+    /// measure PostgreSQL as production runs it.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, DevDbError> {
         let bin = find_bin_dir().ok_or(DevDbError::BinariesNotFound)?;
         let as_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
         let dir = std::env::temp_dir().join(format!("events-pg-{}-{}", std::process::id(), unique_suffix()));
@@ -62,6 +69,9 @@ impl Cluster {
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=300", "-c", "log_min_messages=warning"]);
+        for (name, value) in settings {
+            postgres.arg("-c").arg(format!("{name}={value}"));
+        }
         let supervisor = supervise(postgres, &dir)?;
         let mut cluster = Self { port, dir, supervisor, lifeline: None };
         cluster.lifeline = cluster.supervisor.stdin.take();
