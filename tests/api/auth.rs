@@ -14,6 +14,8 @@ async fn missing_or_unknown_keys_are_refused_before_anything_is_stored() {
         assert_eq!(status, 401, "key {key:?}: {problem}");
         assert_eq!(problem["title"], "Unauthorized");
     }
+    let response = app.client.post(app.url("/events")).json(&body).send().await.expect("response");
+    assert_eq!(response.headers()["www-authenticate"], r#"ApiKey header="X-API-Key""#);
     let (status, _) = send(app.client.get(app.url("/metrics")).query(&WINDOW)).await;
     assert_eq!(status, 401);
     let (status, _) =

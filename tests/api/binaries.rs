@@ -1,19 +1,10 @@
 //! The real binaries: start-up refusals, and `local` serving, then stopping on SIGTERM.
 //! They are built by `scripts/test` (`cargo build --bins`) next to this test executable.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::TestDatabase;
-
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
-    let path = dir.join(name);
-    assert!(path.is_file(), "{} is missing: run `cargo build --bins` first (scripts/test does)", path.display());
-    path
-}
+use crate::harness::{TestDatabase, binary};
 
 fn start_failure(name: &str, vars: &[(&str, &str)]) -> (i32, String) {
     let output = Command::new(binary(name))
@@ -96,4 +87,41 @@ async fn local_serves_the_api_and_stops_cleanly_on_sigterm() {
     let status =
         tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits in time").expect("status");
     assert!(status.success(), "local exits 0 on SIGTERM: {status:?}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let db = TestDatabase::create().await;
+    let process = crate::harness::Process::start(
+        "metrics",
+        &[("DATABASE_URL", &db.url), ("TENANT_KEYS", crate::harness::TEST_KEYS), ("SHUTDOWN_GRACE_SECS", "8")],
+    )
+    .await
+    .expect("metrics starts");
+
+    // Make the request slow: hold a lock its query must wait for.
+    let mut blocker = AsyncPgConnection::establish(&db.url).await.expect("connect");
+    diesel::sql_query("BEGIN").execute(&mut blocker).await.expect("begin");
+    diesel::sql_query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE").execute(&mut blocker).await.expect("lock");
+    let url = format!("{}/metrics?event_name=a&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", process.base);
+    let slow = tokio::spawn(async move {
+        reqwest::Client::new().get(url).header("X-API-Key", crate::harness::ACME_KEY).send().await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!slow.is_finished(), "the request is held by the lock");
+
+    process.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Draining: new connections are refused while the held request is still running.
+    assert!(reqwest::get(format!("{}/health", process.base)).await.is_err(), "listener closed after SIGTERM");
+    assert!(!slow.is_finished());
+
+    diesel::sql_query("COMMIT").execute(&mut blocker).await.expect("release");
+    let response = slow.await.expect("task").expect("the in-flight request completes");
+    assert_eq!(response.status(), 200);
+    let mut process = process;
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), process.child.wait()).await.expect("exits").expect("status");
+    assert!(status.success(), "exit 0 after draining: {status:?}\n{}", process.output());
 }

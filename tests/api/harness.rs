@@ -126,7 +126,7 @@ fn init_test_logging() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            platform::telemetry::init(platform::config::LogFormat::Text);
+            platform::telemetry::init(&Config::from_lookup(|_| None).expect("default config"));
         }
     });
 }
@@ -237,4 +237,95 @@ fn with_database_replaces_only_the_name() {
     assert_eq!(with_database("postgres://u:p@h:5/db", "x"), "postgres://u:p@h:5/x");
     assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
+
+/// A built binary of the workspace, next to this test executable (`scripts/test` builds them).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing: run `cargo build --bins` first (scripts/test does)", path.display());
+    path
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
+/// A real binary running as a child process with only the given environment, its output
+/// collected as it comes.
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub base: String,
+    output: Arc<std::sync::Mutex<String>>,
+}
+
+impl Process {
+    /// Starts `name` on a free port and waits for `/health`; if it exits first, returns its
+    /// exit code and everything it printed.
+    pub async fn start(name: &str, vars: &[(&str, &str)]) -> Result<Self, (Option<i32>, String)> {
+        let port = free_port();
+        let mut child = tokio::process::Command::new(binary(name))
+            .env_clear()
+            .env("PORT", port.to_string())
+            // No ambient Google credentials: the tests say where the metadata server is.
+            .env("HOME", std::env::temp_dir())
+            .envs(vars.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start binary");
+        let output = Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            collect(Box::pin(stdout), output.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            collect(Box::pin(stderr), output.clone());
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let text = output.lock().map(|o| o.clone()).unwrap_or_default();
+                return Err((status.code(), text));
+            }
+            if let Ok(response) = client.get(format!("{base}/health")).send().await
+                && response.status() == 200
+            {
+                return Ok(Self { child, base, output });
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{name} did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success());
+    }
+}
+
+fn collect(stream: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>, into: Arc<std::sync::Mutex<String>>) {
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut out) = into.lock() {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    });
 }

@@ -34,8 +34,19 @@ async fn unknown_paths_and_methods_are_problems() {
     let app = TestApp::spawn_unreachable().await;
     let (status, body) = send(app.client.get(app.url("/nope"))).await;
     assert_eq!((status, body["title"].as_str()), (404, Some("Not Found")));
-    let (status, _) = send(app.client.get(app.url("/events")).header("X-API-Key", crate::harness::ACME_KEY)).await;
-    assert_eq!(status, 405);
-    let (status, _) = send(app.client.delete(app.url("/metrics"))).await;
-    assert_eq!(status, 405);
+    for (method, path, allow) in [
+        ("GET", "/events", "POST"),
+        ("PUT", "/events/batch", "POST"),
+        ("DELETE", "/metrics", "GET, HEAD"),
+        ("POST", "/health", "GET, HEAD"),
+        ("TRACE", "/ready", "GET, HEAD"),
+    ] {
+        let request = app.client.request(method.parse().expect("method"), app.url(path));
+        let response = request.send().await.expect("response");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+    }
+    let head = app.client.head(app.url("/health")).send().await.expect("response");
+    assert_eq!(head.status(), 200);
+    assert!(head.bytes().await.expect("body").is_empty(), "HEAD has no body");
 }

@@ -8,5 +8,7 @@ mod binaries;
 mod harness;
 mod health;
 mod ingest;
+mod logging;
 mod metrics;
+mod secrets;
 mod validation;

@@ -33,7 +33,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
 
 fn single(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events")
-        .and(warp::post())
+        .and(platform::method::post())
         .and(authenticate(state.keys.clone()))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_EVENT_BODY_BYTES))
@@ -45,7 +45,7 @@ fn single(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejecti
 
 fn batch(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events" / "batch")
-        .and(warp::post())
+        .and(platform::method::post())
         .and(authenticate(state.keys.clone()))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_BATCH_BODY_BYTES))

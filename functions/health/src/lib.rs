@@ -13,7 +13,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// The routes of this function.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let pool = state.pool.clone();
-    warp::path!("ready").and(warp::get()).then(move || {
+    warp::path!("ready").and(platform::method::get()).then(move || {
         let pool = pool.clone();
         async move {
             match tokio::time::timeout(READY_TIMEOUT, data::ping(&pool)).await {

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match platform::Deployment::from_env() {
+    match platform::Deployment::from_env().await {
         Ok(deployment) => {
             let routes = health::routes(&deployment.state);
             deployment.serve(routes).await

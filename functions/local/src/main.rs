@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use platform::{AppState, Config, TenantKeys};
+use platform::{AppState, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return platform::deployment::exit_with(&err),
     };
-    platform::telemetry::init(config.log_format);
+    platform::telemetry::init(&config);
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -25,15 +25,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let keys = match &config.tenant_keys {
-        Some(_) => platform::deployment::tenant_keys_from(&config)?,
-        None => {
-            tracing::warn!(
-                "TENANT_KEYS is unset: serving the demo tenants acme and globex (keys in README.md); never deploy these"
-            );
-            TenantKeys::from_json(local::DEMO_TENANT_KEYS)?
-        }
-    };
+    if config.tenant_keys.is_none() && config.tenant_keys_secret.is_none() {
+        tracing::warn!(
+            "TENANT_KEYS is unset: serving the demo tenants acme and globex (keys in README.md); never deploy these"
+        );
+    }
+    let keys = platform::key_source::load_tenant_keys(&config, Some(local::DEMO_TENANT_KEYS)).await?;
     let tenants: Vec<String> = keys.tenants().iter().map(ToString::to_string).collect();
 
     // Declared before the pool so that it is dropped after it: the server outlives its clients.

@@ -16,7 +16,7 @@ pub const MAX_BUCKETS: i64 = 10_000;
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let state = state.clone();
     warp::path!("metrics")
-        .and(warp::get())
+        .and(platform::method::get())
         .and(authenticate(state.keys.clone()))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .then(move |tenant, query: String| {

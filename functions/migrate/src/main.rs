@@ -9,7 +9,7 @@ async fn main() -> ExitCode {
         Ok(config) => config,
         Err(err) => return platform::deployment::exit_with(&err),
     };
-    platform::telemetry::init(config.log_format);
+    platform::telemetry::init(&config);
     let url = match config.require_database_url() {
         Ok(url) => url,
         Err(err) => return platform::deployment::exit_with(&err),

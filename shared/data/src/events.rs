@@ -1,6 +1,6 @@
 //! The `events` table: the idempotent insert and the window counts.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use std::collections::HashMap;
 
@@ -86,8 +86,9 @@ pub fn payload_fingerprint(
     hasher.finalize().into()
 }
 
-fn truncate_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
-    ts.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(ts)
+/// `ts` cut to the whole microsecond at or before it: the precision PostgreSQL stores.
+pub fn truncate_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(ts.timestamp_micros()).unwrap_or(ts)
 }
 
 /// Inserts each event unless its `(tenant_id, event_id)` exists, and says what happened to
@@ -265,7 +266,10 @@ impl Interval {
 
     /// Start of the bucket holding `ts`.
     pub fn bucket_start(self, ts: DateTime<Utc>) -> DateTime<Utc> {
-        ts.duration_trunc(self.width()).unwrap_or(ts)
+        // Integer microseconds work for every representable year, where chrono's
+        // `duration_trunc` (nanoseconds in an i64) fails outside 1677-2262.
+        let width = self.width().num_microseconds().unwrap_or(1);
+        DateTime::from_timestamp_micros(ts.timestamp_micros().div_euclid(width) * width).unwrap_or(ts)
     }
 
     /// How many buckets cover `[from, to)`, counting the partial ones at either edge.
@@ -381,6 +385,15 @@ mod tests {
         assert_eq!(h.bucket_count(ts("2026-01-01T00:30:00Z"), ts("2026-01-01T03:00:01Z")), 4);
         assert_eq!(h.bucket_count(ts("2026-01-01T00:00:00Z"), ts("2026-01-01T00:00:00.000001Z")), 1);
         assert_eq!(Interval::Day.bucket_count(ts("2026-01-01T23:00:00Z"), ts("2026-01-02T01:00:00Z")), 2);
+    }
+
+    #[test]
+    fn buckets_align_in_any_century() {
+        let old = ts("1500-03-01T10:42:00Z");
+        assert_eq!(Interval::Hour.bucket_start(old), ts("1500-03-01T10:00:00Z"));
+        assert_eq!(Interval::Day.bucket_start(ts("9999-12-31T23:59:59.999999Z")), ts("9999-12-31T00:00:00Z"));
+        assert_eq!(Interval::Minute.bucket_start(ts("1969-12-31T23:59:30.5Z")), ts("1969-12-31T23:59:00Z"));
+        assert_eq!(truncate_to_micros(ts("1500-01-01T00:00:00.0000019Z")), ts("1500-01-01T00:00:00.000001Z"));
     }
 
     #[test]

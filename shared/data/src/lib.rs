@@ -9,7 +9,7 @@ pub mod schema;
 pub use error::DataError;
 pub use events::{
     Bucket, Event, InsertOutcome, Interval, NewEvent, count_buckets, count_in_window, find_event, insert_idempotent,
-    payload_fingerprint,
+    payload_fingerprint, truncate_to_micros,
 };
 pub use migrations::run_migrations;
 pub use pool::{Pool, PoolConfig, connect_pool, ping};

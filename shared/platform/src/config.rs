@@ -26,6 +26,15 @@ pub struct Config {
     pub database_url: Option<String>,
     /// `TENANT_KEYS`: the key document as JSON, `{"tenant": ["key", ...]}`.
     pub tenant_keys: Option<String>,
+    /// `TENANT_KEYS_SECRET`: the Secret Manager version holding the key document,
+    /// `projects/<p>/secrets/<s>/versions/<v>`. Exclusive with `TENANT_KEYS`.
+    pub tenant_keys_secret: Option<String>,
+    /// `TENANT_KEYS_REFRESH_SECS`: how often the secret is read again. Default 300.
+    pub tenant_keys_refresh: Duration,
+    /// `SECRET_MANAGER_ENDPOINT`: overrides the Secret Manager API endpoint.
+    pub secret_manager_endpoint: Option<String>,
+    /// `GOOGLE_CLOUD_PROJECT`: the project that log lines' trace ids belong to.
+    pub google_cloud_project: Option<String>,
     /// `DB_POOL_SIZE` (default 10), `DB_ACQUIRE_TIMEOUT_MS` (2000), `DB_STATEMENT_TIMEOUT_MS`
     /// (5000): the connection pool.
     pub pool: PoolConfig,
@@ -44,6 +53,10 @@ impl fmt::Debug for Config {
             .field("port", &self.port)
             .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
             .field("tenant_keys", &self.tenant_keys.as_ref().map(|_| "<redacted>"))
+            .field("tenant_keys_secret", &self.tenant_keys_secret)
+            .field("tenant_keys_refresh", &self.tenant_keys_refresh)
+            .field("secret_manager_endpoint", &self.secret_manager_endpoint)
+            .field("google_cloud_project", &self.google_cloud_project)
             .field("pool", &self.pool)
             .field("max_future_skew", &self.max_future_skew)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -61,6 +74,12 @@ pub enum ConfigError {
     /// A variable is set to something unusable.
     #[error("{var} is invalid: expected {expected}")]
     Invalid { var: &'static str, expected: String },
+    /// What a variable points at could not be read (a secret, say).
+    #[error("{var} could not be read: {reason}")]
+    Unreadable { var: &'static str, reason: String },
+    /// Two variables that exclude each other are both set.
+    #[error("{0} and {1} are both set: set only one")]
+    Conflict(&'static str, &'static str),
 }
 
 impl Config {
@@ -84,6 +103,25 @@ impl Config {
             port: parse(&get, "PORT", 8080, "a TCP port number, 1-65535")?,
             database_url: get("DATABASE_URL"),
             tenant_keys: get("TENANT_KEYS"),
+            tenant_keys_secret: match get("TENANT_KEYS_SECRET") {
+                Some(name) if !is_secret_version_name(&name) => {
+                    return Err(ConfigError::Invalid {
+                        var: "TENANT_KEYS_SECRET",
+                        expected: "a secret version name, projects/<project>/secrets/<secret>/versions/<version>"
+                            .into(),
+                    });
+                }
+                name => name,
+            },
+            tenant_keys_refresh: Duration::from_secs(parse_bounded(
+                &get,
+                "TENANT_KEYS_REFRESH_SECS",
+                300,
+                1..=86_400,
+                "a number of seconds",
+            )?),
+            secret_manager_endpoint: get("SECRET_MANAGER_ENDPOINT"),
+            google_cloud_project: get("GOOGLE_CLOUD_PROJECT"),
             pool: PoolConfig {
                 max_size: parse_bounded(&get, "DB_POOL_SIZE", 10, 1..=1000, "a pool size")?,
                 acquire_timeout: millis(&get, "DB_ACQUIRE_TIMEOUT_MS", 2000)?,
@@ -108,6 +146,16 @@ impl Config {
             expected: "a PostgreSQL URL such as postgres://user:password@host:5432/events",
         })
     }
+}
+
+/// `projects/<p>/secrets/<s>/versions/<v>`, each part non-empty.
+fn is_secret_version_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    parts.len() == 6
+        && parts[0] == "projects"
+        && parts[2] == "secrets"
+        && parts[4] == "versions"
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 fn parse<T: FromStr>(
@@ -180,6 +228,18 @@ mod tests {
         let err = config(&[("LOG_FORMAT", "xml")]).expect_err("invalid").to_string();
         assert!(err.starts_with("LOG_FORMAT is invalid"), "{err}");
         assert!(!err.contains("xml"));
+    }
+
+    #[test]
+    fn secret_names_are_checked() {
+        let ok = config(&[("TENANT_KEYS_SECRET", "projects/p/secrets/tenant-keys/versions/latest")]).expect("valid");
+        assert_eq!(ok.tenant_keys_refresh, Duration::from_secs(300));
+        for bad in
+            ["tenant-keys", "projects/p/secrets/s", "projects//secrets/s/versions/1", "projects/p/keys/s/versions/1"]
+        {
+            let err = config(&[("TENANT_KEYS_SECRET", bad)]).expect_err(bad).to_string();
+            assert!(err.starts_with("TENANT_KEYS_SECRET is invalid"), "{err}");
+        }
     }
 
     #[test]

@@ -26,12 +26,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Reads the environment, starts logging and builds the pool. Errors name the variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// Reads the environment, starts logging, loads the tenant keys and builds the pool.
+    /// Errors name the variable.
+    pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        telemetry::init(config.log_format);
+        telemetry::init(&config);
         let pool = data::connect_pool(config.require_database_url()?, &config.pool);
-        let keys = tenant_keys_from(&config)?;
+        let keys = crate::key_source::load_tenant_keys(&config, None).await?;
         Ok(Self { state: AppState { pool, keys, config: Arc::new(config) } })
     }
 
@@ -55,16 +56,6 @@ impl Deployment {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     }
-}
-
-/// The key set from `TENANT_KEYS`; deployed functions have no fallback.
-pub fn tenant_keys_from(config: &Config) -> Result<TenantKeys, ConfigError> {
-    let document = config.tenant_keys.as_deref().ok_or(ConfigError::Missing {
-        var: "TENANT_KEYS",
-        expected: r#"a JSON object of tenant ids to their API keys, such as {"acme": ["key-1"]}"#,
-    })?;
-    TenantKeys::from_json(document)
-        .map_err(|e| ConfigError::Invalid { var: "TENANT_KEYS", expected: format!("a valid key document, but {e}") })
 }
 
 /// Prints a start-up error as one line and returns the failure exit code.

@@ -36,8 +36,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("no such resource")]
     NotFound,
-    #[error("method not allowed on this resource")]
-    MethodNotAllowed,
+    #[error("method not allowed on this resource; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body must be application/json")]
@@ -74,7 +74,7 @@ impl ApiError {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::KeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -114,8 +114,17 @@ impl ApiError {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        match self {
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"ApiKey header="X-API-Key""#));
+            }
+            _ => {}
         }
         response
     }
@@ -150,7 +159,8 @@ fn rejection_to_error(rejection: &Rejection) -> Result<&ApiError, ApiError> {
     Err(if rejection.is_not_found() {
         ApiError::NotFound
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {
-        ApiError::MethodNotAllowed
+        // Our routes guard methods with `crate::method`; this is only a fallback.
+        ApiError::MethodNotAllowed { allow: "GET, HEAD, POST" }
     } else if rejection.find::<reject::UnsupportedMediaType>().is_some() {
         ApiError::UnsupportedMediaType
     } else if let Some(e) = rejection.find::<reject::InvalidQuery>() {

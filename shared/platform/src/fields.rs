@@ -1,7 +1,7 @@
 //! Rules for the fields that more than one function reads (event names and timestamps), so
 //! that `POST /events` and `GET /metrics` accept exactly the same values.
 
-use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Timelike, Utc};
 
 /// Longest event name, in characters.
 pub const EVENT_NAME_MAX_CHARS: usize = 200;
@@ -18,17 +18,27 @@ pub fn check_event_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses an RFC 3339 timestamp with an explicit offset, into UTC.
+/// Parses an RFC 3339 timestamp with an explicit offset, into UTC. A leap second becomes the
+/// instant after it (PostgreSQL has none), and the result must fall in years 0001-9999 UTC, so
+/// that it can be stored and written back as RFC 3339.
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|ts| ts.with_timezone(&Utc))
-        .map_err(|_| "must be an RFC 3339 timestamp with an offset, such as 2026-11-26T09:30:00Z".into())
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| "must be an RFC 3339 timestamp with an offset, such as 2026-11-26T09:30:00Z".to_owned())?
+        .with_timezone(&Utc);
+    let utc = parsed
+        .with_nanosecond(0)
+        .and_then(|whole| whole.checked_add_signed(TimeDelta::nanoseconds(i64::from(parsed.nanosecond()))))
+        .unwrap_or(parsed);
+    if !(1..=9999).contains(&chrono::Datelike::year(&utc)) {
+        return Err("must fall between years 0001 and 9999 in UTC".into());
+    }
+    Ok(utc)
 }
 
 /// The earliest whole microsecond at or after `ts`. Events are stored to the microsecond, so
 /// a window bound rounded up this way selects exactly the events the exact bound would.
 pub fn ceil_to_micros(ts: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = ts.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(ts);
+    let floor = data::truncate_to_micros(ts);
     if floor == ts { ts } else { floor + TimeDelta::microseconds(1) }
 }
 
@@ -58,6 +68,18 @@ mod tests {
         assert!(parse_timestamp("2026-11-26T10:30:00").is_err());
         assert!(parse_timestamp("2026-11-26").is_err());
         assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn leap_seconds_and_far_years() {
+        assert_eq!(
+            parse_timestamp("2016-12-31T23:59:60.5Z").map(format_timestamp),
+            Ok("2017-01-01T00:00:00.500Z".to_owned())
+        );
+        assert!(parse_timestamp("0000-01-01T00:00:00+05:00").is_err());
+        assert!(parse_timestamp("9999-12-31T23:30:00-05:00").is_err());
+        assert!(parse_timestamp("0001-01-01T00:00:00Z").is_ok());
+        assert!(parse_timestamp("9999-12-31T23:59:59.999999Z").is_ok());
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod deployment;
 pub mod error;
 pub mod fields;
 pub mod json_body;
+pub mod key_source;
+pub mod method;
 pub mod server;
 pub mod telemetry;
 pub mod tenant_keys;

@@ -12,7 +12,10 @@ use tokio::net::TcpListener;
 use tower_service::Service as _;
 use tracing::Instrument;
 use tracing::field::Empty;
+use warp::http::{Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
+
+use crate::telemetry::TraceContext;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,11 +51,21 @@ where
                 method = %request.method(),
                 path = %request.uri().path(),
                 tenant_id = Empty,
+                trace_id = Empty,
+                span_id = Empty,
+                trace_sampled = Empty,
             );
+            if let Some(trace) = TraceContext::from_headers(request.headers()) {
+                span.record("trace_id", trace.trace_id.as_str());
+                span.record("span_id", trace.span_id.as_deref());
+                span.record("trace_sampled", trace.sampled);
+            }
+            let method = request.method().clone();
+            let path = request.uri().path().to_owned();
             let started = Instant::now();
             async move {
                 let response = service.call(request).await?;
-                log_request(response.status(), started.elapsed());
+                log_request(&method, &path, response.status(), started.elapsed());
                 Ok::<_, std::convert::Infallible>(response)
             }
             .instrument(span)
@@ -78,15 +91,30 @@ where
 
 /// `GET /health`: 200 while the process runs. Every function answers it, for Cloud Run's probes.
 fn liveness() -> impl Filter<Extract = (warp::reply::Json,), Error = Rejection> + Clone {
-    warp::path!("health").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})))
+    warp::path!("health").and(crate::method::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})))
 }
 
-fn log_request(status: warp::http::StatusCode, latency: Duration) {
+/// The one log line per request, in the `httpRequest` shape Cloud Logging understands; the
+/// tenant and the trace come from the request's span.
+fn log_request(method: &Method, path: &str, status: StatusCode, latency: Duration) {
     let latency_ms = latency.as_secs_f64() * 1000.0;
+    let latency_text = format!("{:.6}s", latency.as_secs_f64());
+    macro_rules! log_at {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                http_request.request_method = %method,
+                http_request.request_url = path,
+                http_request.status = status.as_u16(),
+                http_request.latency = latency_text,
+                latency_ms,
+                $message
+            )
+        };
+    }
     if status.is_server_error() {
-        tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+        log_at!(error, "request failed");
     } else {
-        tracing::info!(status = status.as_u16(), latency_ms, "request completed");
+        log_at!(info, "request completed");
     }
 }
 
