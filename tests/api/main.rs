@@ -12,3 +12,4 @@ mod logging;
 mod metrics;
 mod secrets;
 mod validation;
+mod worker;

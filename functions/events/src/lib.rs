@@ -74,7 +74,9 @@ async fn ingest(
     body: serde_json::Value,
 ) -> Result<Response, ApiError> {
     let header_id = idempotency_key
-        .map(|value| input::check_event_id(value.as_bytes()).map_err(|msg| ApiError::invalid("Idempotency-Key", msg)))
+        .map(|value| {
+            platform::fields::check_event_id(value.as_bytes()).map_err(|msg| ApiError::invalid("Idempotency-Key", msg))
+        })
         .transpose()?;
     let now = chrono::Utc::now();
     let input = parse_event(body, now, state.config.max_future_skew).map_err(ApiError::Validation)?;

@@ -9,7 +9,13 @@ use warp::{Filter, Rejection};
 /// Key document used when `TENANT_KEYS` is unset: two demo tenants, keys as in README.md.
 pub const DEMO_TENANT_KEYS: &str = r#"{"acme": ["tenant-key-123"], "globex": ["tenant-key-456"]}"#;
 
-/// All routes of `events`, `metrics` and `health`.
+/// All routes of `events`, `metrics`, `health` and `worker`.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    events::routes(state).or(metrics::routes(state)).unify().or(health::routes(state)).unify()
+    events::routes(state)
+        .or(metrics::routes(state))
+        .unify()
+        .or(health::routes(state))
+        .unify()
+        .or(worker::routes(state))
+        .unify()
 }

@@ -2,6 +2,7 @@
 
 mod error;
 mod events;
+mod message;
 mod migrations;
 mod pool;
 pub mod schema;
@@ -11,5 +12,6 @@ pub use events::{
     Bucket, Event, InsertOutcome, Interval, NewEvent, count_buckets, count_in_window, find_event, insert_idempotent,
     payload_fingerprint, truncate_to_micros,
 };
+pub use message::EventMessage;
 pub use migrations::run_migrations;
 pub use pool::{Pool, PoolConfig, connect_pool, ping};

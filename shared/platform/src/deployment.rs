@@ -36,6 +36,15 @@ impl Deployment {
         Ok(Self { state: AppState { pool, keys, config: Arc::new(config) } })
     }
 
+    /// Like `from_env`, for a function no tenant calls (the Pub/Sub worker): no keys are loaded
+    /// and every key is refused.
+    pub fn from_env_without_tenant_keys() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        telemetry::init(&config);
+        let pool = data::connect_pool(config.require_database_url()?, &config.pool);
+        Ok(Self { state: AppState { pool, keys: TenantKeys::none(), config: Arc::new(config) } })
+    }
+
     /// Serves `routes` on `0.0.0.0:$PORT` until SIGTERM, then drains and closes the pool.
     pub async fn serve<F, R>(self, routes: F) -> ExitCode
     where

@@ -1,7 +1,9 @@
-//! Rules for the fields that more than one function reads (event names and timestamps), so
-//! that `POST /events` and `GET /metrics` accept exactly the same values.
+//! Rules for the fields that more than one function reads (event names, identities,
+//! properties and timestamps), so that `POST /events`, the Pub/Sub worker and `GET /metrics`
+//! accept exactly the same values.
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Timelike, Utc};
+use serde_json::Value;
 
 /// Longest event name, in characters.
 pub const EVENT_NAME_MAX_CHARS: usize = 200;
@@ -16,6 +18,38 @@ pub fn check_event_name(name: &str) -> Result<(), String> {
         return Err("must not contain control characters".into());
     }
     Ok(())
+}
+
+/// Largest `properties` object, serialised.
+pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
+
+/// Checks an event identity: 1 to 255 visible ASCII characters.
+pub fn check_event_id(raw: &[u8]) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > 255 || !raw.iter().all(u8::is_ascii_graphic) {
+        return Err("must be 1 to 255 visible ASCII characters".into());
+    }
+    Ok(String::from_utf8_lossy(raw).into_owned())
+}
+
+/// Checks a `properties` object: at most 32 KiB as JSON, and no U+0000 anywhere.
+pub fn check_properties(value: &Value) -> Result<(), String> {
+    if value.to_string().len() > MAX_PROPERTIES_BYTES {
+        return Err(format!("must be at most {MAX_PROPERTIES_BYTES} bytes as JSON"));
+    }
+    // PostgreSQL's jsonb cannot hold U+0000; refuse it here rather than fail the insert.
+    if contains_nul(value) {
+        return Err("must not contain the character U+0000".into());
+    }
+    Ok(())
+}
+
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
 }
 
 /// Parses an RFC 3339 timestamp with an explicit offset, into UTC. A leap second becomes the
@@ -59,6 +93,16 @@ mod tests {
         assert!(check_event_name("").is_err());
         assert!(check_event_name("sign\nup").is_err());
         assert!(check_event_name("sign\u{7f}up").is_err());
+    }
+
+    #[test]
+    fn event_ids_are_visible_ascii() {
+        assert!(check_event_id(b"abc-123_~").is_ok());
+        assert!(check_event_id(&[b'a'; 255]).is_ok());
+        assert!(check_event_id(&[b'a'; 256]).is_err());
+        assert!(check_event_id(b"").is_err());
+        assert!(check_event_id(b"a b").is_err());
+        assert!(check_event_id("é".as_bytes()).is_err());
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl TenantKeys {
         Ok(Self { index: Arc::new(RwLock::new(Arc::new(parse_document(document)?))) })
     }
 
+    /// A set that names no tenant: every key is refused.
+    pub fn none() -> Self {
+        Self { index: Arc::new(RwLock::new(Arc::new(KeyIndex::new()))) }
+    }
+
     /// Replaces the whole set with a newly parsed document (rotation). On error the current
     /// set stays in force.
     pub fn replace_from_json(&self, document: &str) -> Result<(), KeyDocumentError> {

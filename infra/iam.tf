@@ -1,0 +1,171 @@
+# One identity per function, one for Cloud Build, one for Pub/Sub push. No identity gets a
+# basic role or project-wide access to secrets, topics or Cloud Run.
+
+resource "google_service_account" "fn" {
+  for_each = toset(local.functions)
+
+  account_id   = "${var.service_prefix}${each.key}"
+  display_name = "Cloud Run runtime: ${each.key}"
+  description  = "Runtime identity of the ${each.key} function."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "build" {
+  account_id   = "${var.service_prefix}cloud-build"
+  display_name = "Cloud Build deployer"
+  description  = "Builds and pushes the function images, runs migrations and rolls out the Cloud Run services."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "pubsub_push" {
+  account_id   = "${var.service_prefix}pubsub-push"
+  display_name = "Pub/Sub push to worker"
+  description  = "Identity in the OIDC token Pub/Sub attaches to pushes to the worker; may invoke the worker and nothing else."
+
+  depends_on = [google_project_service.enabled]
+}
+
+# ---- runtime identities --------------------------------------------------------------------
+
+locals {
+  # Telemetry roles cannot be scoped below the project. migrate only logs.
+  runtime_roles = merge(
+    { for f in local.http_functions : f => ["roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"] },
+    { migrate = ["roles/logging.logWriter"] },
+  )
+  runtime_role_bindings = merge([
+    for f, roles in local.runtime_roles : { for r in roles : "${f}/${r}" => { function = f, role = r } }
+  ]...)
+}
+
+resource "google_project_iam_member" "runtime" {
+  for_each = local.runtime_role_bindings
+
+  project = var.project_id
+  role    = each.value.role
+  member  = google_service_account.fn[each.value.function].member
+}
+
+# Cloud SQL client on this instance only (Cloud SQL honours resource-name IAM conditions).
+resource "google_project_iam_member" "cloudsql_client" {
+  for_each = toset(local.functions)
+
+  project = var.project_id
+  role    = "roles/cloudsql.client"
+  member  = google_service_account.fn[each.key].member
+
+  condition {
+    title       = "only-${google_sql_database_instance.main.name}"
+    description = "Connect to the event analytics instance only."
+    expression  = "resource.service == \"sqladmin.googleapis.com\" && resource.name == \"projects/${var.project_id}/instances/${google_sql_database_instance.main.name}\""
+  }
+}
+
+# Every function reads DATABASE_URL (resolved by Cloud Run at instance start, as the runtime SA).
+resource "google_secret_manager_secret_iam_member" "database_url" {
+  for_each = toset(local.functions)
+
+  secret_id = google_secret_manager_secret.database_url.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.fn[each.key].member
+}
+
+resource "google_secret_manager_secret_iam_member" "tenant_keys" {
+  for_each = local.tenant_key_readers
+
+  secret_id = google_secret_manager_secret.tenant_keys.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.fn[each.key].member
+}
+
+# Only events publishes, and only to its topic.
+resource "google_pubsub_topic_iam_member" "events_publisher" {
+  topic  = google_pubsub_topic.events.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.fn["events"].member
+}
+
+# ---- Pub/Sub push --------------------------------------------------------------------------
+
+# The worker is private: only the push identity may invoke it.
+resource "google_cloud_run_v2_service_iam_member" "worker_invoker" {
+  name     = google_cloud_run_v2_service.fn["worker"].name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = google_service_account.pubsub_push.member
+}
+
+# Pub/Sub mints the push OIDC tokens as the push identity. Needed for projects older than
+# April 2021; harmless and scoped to this one account otherwise.
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  service_account_id = google_service_account.pubsub_push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+
+  depends_on = [google_pubsub_topic.events]
+}
+
+# Dead-lettering is done by the Pub/Sub service agent: it must publish to the dead-letter topic
+# and acknowledge (subscribe) on the source subscription.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = local.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  subscription = google_pubsub_subscription.worker_push.id
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+# ---- Cloud Build ---------------------------------------------------------------------------
+
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.build.member
+}
+
+# Roll out new revisions of these services and this job only (not create, delete or IAM).
+resource "google_cloud_run_v2_service_iam_member" "build_developer" {
+  for_each = toset(local.http_functions)
+
+  name     = google_cloud_run_v2_service.fn[each.key].name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.build.member
+}
+
+resource "google_cloud_run_v2_job_iam_member" "build_developer" {
+  name     = google_cloud_run_v2_job.migrate.name
+  location = var.region
+  role     = "roles/run.developer"
+  member   = google_service_account.build.member
+}
+
+# Deploying a revision that runs as a service account requires acting as it.
+resource "google_service_account_iam_member" "build_act_as" {
+  for_each = toset(local.functions)
+
+  service_account_id = google_service_account.fn[each.key].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.build.member
+}
+
+# Build logs go to Cloud Logging only (options.logging in cloudbuild.yaml).
+resource "google_project_iam_member" "build_log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.build.member
+}
+
+# Source archives uploaded by `gcloud builds submit` (README.md) are read from this bucket.
+resource "google_storage_bucket_iam_member" "build_source_reader" {
+  bucket = google_storage_bucket.build_sources.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
+}

@@ -1,0 +1,181 @@
+resource "google_monitoring_notification_channel" "email" {
+  count = var.alert_email == "" ? 0 : 1
+
+  display_name = "Event analytics on-call (${var.alert_email})"
+  type         = "email"
+  labels = {
+    email_address = var.alert_email
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+locals {
+  notification_channels = google_monitoring_notification_channel.email[*].id
+
+  run_filter = { for f in local.http_functions : f => "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${google_cloud_run_v2_service.fn[f].name}\"" }
+}
+
+# 5xx share per service: 5xx request count / all request count, summed over revisions.
+resource "google_monitoring_alert_policy" "error_ratio" {
+  for_each = toset(local.http_functions)
+
+  display_name          = "${google_cloud_run_v2_service.fn[each.key].name}: 5xx ratio above ${var.alert_5xx_ratio * 100}%"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "5xx / all requests over 5 min"
+
+    condition_threshold {
+      filter             = "${local.run_filter[each.key]} AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"5xx\""
+      denominator_filter = "${local.run_filter[each.key]} AND metric.type = \"run.googleapis.com/request_count\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.alert_5xx_ratio
+      duration           = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "More than ${var.alert_5xx_ratio * 100}% of requests to `${google_cloud_run_v2_service.fn[each.key].name}` failed with 5xx over 5 minutes. 503s usually mean the database pool is exhausted or Cloud SQL is unreachable: check `/ready`, Cloud SQL CPU/connections, and the service's logs (severity>=ERROR)."
+  }
+}
+
+# p95 latency per service, computed from the merged latency distributions of all revisions.
+resource "google_monitoring_alert_policy" "latency_p95" {
+  for_each = toset(local.http_functions)
+
+  display_name          = "${google_cloud_run_v2_service.fn[each.key].name}: p95 latency above ${var.alert_latency_p95_ms} ms"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "p95 request latency over 5 min"
+
+    condition_threshold {
+      filter          = "${local.run_filter[each.key]} AND metric.type = \"run.googleapis.com/request_latencies\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_latency_p95_ms
+      duration        = "300s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_PERCENTILE_95"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "p95 latency of `${google_cloud_run_v2_service.fn[each.key].name}` stayed above ${var.alert_latency_p95_ms} ms for 10 minutes. Check Cloud SQL load and connections, pool acquire timeouts in the logs, and instance counts against max_instances."
+  }
+}
+
+resource "google_monitoring_alert_policy" "push_backlog" {
+  display_name          = "${google_pubsub_subscription.worker_push.name}: oldest unacked message older than ${var.alert_backlog_age_seconds} s"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Oldest unacked message age"
+
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.worker_push.name}\" AND metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_backlog_age_seconds
+      duration        = "300s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The worker is not keeping up with, or keeps failing, pushes on `${google_pubsub_subscription.worker_push.name}`. Check the worker's 5xx rate and logs, its max_instances, and Cloud SQL health. Accepted events are not lost while they wait (7 days retention)."
+  }
+}
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  display_name          = "${google_pubsub_subscription.worker_push.name}: messages dead-lettered"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Messages forwarded to the dead-letter topic"
+
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.worker_push.name}\" AND metric.type = \"pubsub.googleapis.com/subscription/dead_letter_message_count\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.subscription_id"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Events that failed ${var.max_delivery_attempts} pushes to the worker were moved to `${google_pubsub_topic.dead_letter.name}`. They were accepted (202) but are not stored. Inspect them with `gcloud pubsub subscriptions pull ${google_pubsub_subscription.dead_letter_inspect.name} --limit=10`, fix the cause, then republish them to `${google_pubsub_topic.events.name}` (inserts are idempotent)."
+  }
+}

@@ -1,0 +1,79 @@
+output "lb_ip" {
+  description = "Global IPv4 address of the HTTPS load balancer: the A record of var.domain."
+  value       = google_compute_global_address.lb.address
+}
+
+output "lb_url" {
+  description = "Public base URL of the API (works once DNS points at lb_ip and the certificate is ACTIVE)."
+  value       = "https://${var.domain}"
+}
+
+output "service_names" {
+  description = "Cloud Run service name per function."
+  value       = { for f, s in google_cloud_run_v2_service.fn : f => s.name }
+}
+
+output "service_urls" {
+  description = "run.app URL per function. Public services only accept traffic through the load balancer; the worker only from Pub/Sub."
+  value       = { for f, s in google_cloud_run_v2_service.fn : f => s.uri }
+}
+
+output "migrate_job_name" {
+  description = "Cloud Run job that applies database migrations."
+  value       = google_cloud_run_v2_job.migrate.name
+}
+
+output "events_topic" {
+  description = "Pub/Sub topic events publishes to in pubsub ingest mode (the PUBSUB_TOPIC value)."
+  value       = google_pubsub_topic.events.id
+}
+
+output "dead_letter_topic" {
+  description = "Dead-letter topic for events the worker failed max_delivery_attempts times."
+  value       = google_pubsub_topic.dead_letter.id
+}
+
+output "push_subscription" {
+  description = "Push subscription delivering events to the worker."
+  value       = google_pubsub_subscription.worker_push.name
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription for inspecting dead-lettered events."
+  value       = google_pubsub_subscription.dead_letter_inspect.name
+}
+
+output "artifact_registry_url" {
+  description = "Docker repository URL; images are <url>/<function>:<commit sha>."
+  value       = local.artifact_registry_url
+}
+
+output "sql_instance_connection_name" {
+  description = "Cloud SQL connection name (PROJECT:REGION:INSTANCE), the socket under /cloudsql."
+  value       = google_sql_database_instance.main.connection_name
+}
+
+output "tenant_keys_secret" {
+  description = "Secret to add tenant key versions to (gcloud secrets versions add)."
+  value       = google_secret_manager_secret.tenant_keys.secret_id
+}
+
+output "database_url_secret" {
+  description = "Secret holding DATABASE_URL (versions written by Terraform)."
+  value       = google_secret_manager_secret.database_url.secret_id
+}
+
+output "build_service_account" {
+  description = "Service account Cloud Build runs as (triggers, and manual gcloud builds submit)."
+  value       = google_service_account.build.email
+}
+
+output "build_sources_bucket" {
+  description = "Bucket for source archives of manual gcloud builds submit runs."
+  value       = google_storage_bucket.build_sources.name
+}
+
+output "build_triggers" {
+  description = "Cloud Build trigger name per function."
+  value       = { for f, t in google_cloudbuild_trigger.fn : f => t.name }
+}

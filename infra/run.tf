@@ -1,0 +1,243 @@
+locals {
+  # Env every HTTP function reads. PORT is set by Cloud Run itself; K_SERVICE makes the logs
+  # JSON, LOG_FORMAT says so explicitly.
+  common_env = {
+    DB_ACQUIRE_TIMEOUT_MS   = tostring(var.db_acquire_timeout_ms)
+    DB_STATEMENT_TIMEOUT_MS = tostring(var.db_statement_timeout_ms)
+    SHUTDOWN_GRACE_SECS     = tostring(var.shutdown_grace_secs)
+    MAX_FUTURE_SKEW_SECS    = tostring(var.max_future_skew_secs)
+    LOG_FORMAT              = "json"
+    RUST_LOG                = var.rust_log
+    GOOGLE_CLOUD_PROJECT    = var.project_id
+  }
+
+  function_env = {
+    events = {
+      INGEST_MODE  = var.ingest_mode
+      PUBSUB_TOPIC = google_pubsub_topic.events.id
+    }
+    metrics = {}
+    health  = {}
+    worker  = {}
+  }
+
+  service_env = {
+    for f in local.http_functions : f => merge(
+      local.common_env,
+      local.function_env[f],
+      { DB_POOL_SIZE = tostring(var.services[f].pool_size) },
+      contains(local.tenant_key_readers, f) ? { TENANT_KEYS_SECRET = local.tenant_keys_secret_version } : {},
+    )
+  }
+}
+
+resource "google_cloud_run_v2_service" "fn" {
+  for_each = toset(local.http_functions)
+
+  name     = "${var.service_prefix}${each.key}"
+  location = var.region
+
+  # Provider 6.x default, spelled out: destroying a serving API needs a deliberate edit first.
+  deletion_protection = true
+
+  # Public functions are reachable only through the HTTPS load balancer (its URL map is the API
+  # surface); the worker only from Pub/Sub push in this project.
+  ingress = contains(local.public_functions, each.key) ? "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+
+  template {
+    service_account                  = google_service_account.fn[each.key].email
+    max_instance_request_concurrency = var.services[each.key].concurrency
+    timeout                          = "${var.request_timeout_seconds}s"
+
+    scaling {
+      min_instance_count = var.services[each.key].min_instances
+      max_instance_count = var.services[each.key].max_instances
+    }
+
+    vpc_access {
+      # Only private ranges (Cloud SQL) go through the VPC; Google APIs stay on the default path.
+      egress = "PRIVATE_RANGES_ONLY"
+      network_interfaces {
+        network    = google_compute_network.main.name
+        subnetwork = google_compute_subnetwork.run.name
+      }
+    }
+
+    volumes {
+      name = "cloudsql"
+      cloud_sql_instance {
+        instances = [google_sql_database_instance.main.connection_name]
+      }
+    }
+
+    containers {
+      image = var.placeholder_image
+
+      ports {
+        container_port = 8080
+      }
+
+      resources {
+        limits = {
+          cpu    = var.services[each.key].cpu
+          memory = var.services[each.key].memory
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.service_env[each.key]
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      # Pinned to the version Terraform wrote, so a rotated password rolls out a new revision.
+      env {
+        name = "DATABASE_URL"
+        value_source {
+          secret_key_ref {
+            secret  = google_secret_manager_secret.database_url.secret_id
+            version = google_secret_manager_secret_version.database_url.version
+          }
+        }
+      }
+
+      volume_mounts {
+        name       = "cloudsql"
+        mount_path = "/cloudsql"
+      }
+
+      # /health answers while the process runs; it does not touch the database, so a database
+      # outage makes /ready fail (503) without Cloud Run restarting healthy instances.
+      startup_probe {
+        initial_delay_seconds = 0
+        period_seconds        = 1
+        timeout_seconds       = 1
+        failure_threshold     = 20
+        http_get {
+          path = "/health"
+          port = 8080
+        }
+      }
+
+      liveness_probe {
+        period_seconds    = 15
+        timeout_seconds   = 3
+        failure_threshold = 3
+        http_get {
+          path = "/health"
+          port = 8080
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # Cloud Build owns the image (gcloud run deploy --image); it also stamps client fields.
+    ignore_changes = [
+      template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [
+    google_project_iam_member.cloudsql_client,
+    google_secret_manager_secret_iam_member.database_url,
+    google_secret_manager_secret_iam_member.tenant_keys,
+  ]
+}
+
+# Public services answer whoever the load balancer forwards; ingress keeps the run.app URL shut.
+resource "google_cloud_run_v2_service_iam_member" "public_invoker" {
+  for_each = toset(local.public_functions)
+
+  name     = google_cloud_run_v2_service.fn[each.key].name
+  location = var.region
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_cloud_run_v2_job" "migrate" {
+  name     = "${var.service_prefix}migrate"
+  location = var.region
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.fn["migrate"].email
+      timeout         = "${var.migrate_timeout_seconds}s"
+      # A failed migration must fail the deploy, not be retried blindly: a non-transactional
+      # step (CREATE INDEX CONCURRENTLY) can leave state that needs a look first.
+      max_retries = 0
+
+      vpc_access {
+        egress = "PRIVATE_RANGES_ONLY"
+        network_interfaces {
+          network    = google_compute_network.main.name
+          subnetwork = google_compute_subnetwork.run.name
+        }
+      }
+
+      volumes {
+        name = "cloudsql"
+        cloud_sql_instance {
+          instances = [google_sql_database_instance.main.connection_name]
+        }
+      }
+
+      containers {
+        image = var.placeholder_job_image
+
+        resources {
+          limits = {
+            cpu    = "1"
+            memory = "512Mi"
+          }
+        }
+
+        env {
+          name  = "RUST_LOG"
+          value = var.rust_log
+        }
+        env {
+          name  = "LOG_FORMAT"
+          value = "json"
+        }
+
+        env {
+          name = "DATABASE_URL"
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.database_url.secret_id
+              version = google_secret_manager_secret_version.database_url.version
+            }
+          }
+        }
+
+        volume_mounts {
+          name       = "cloudsql"
+          mount_path = "/cloudsql"
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [
+      template[0].template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [
+    google_project_iam_member.cloudsql_client,
+    google_secret_manager_secret_iam_member.database_url,
+  ]
+}
