@@ -7,7 +7,7 @@
 
 mod input;
 
-use data::{InsertOutcome, NewEvent};
+use data::{BatchingWriter, InsertOutcome, NewEvent};
 use platform::json_body::json_body;
 use platform::{ApiError, AppState, FieldError, TenantId, authenticate};
 use serde_json::json;
@@ -26,20 +26,26 @@ pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Most events in one batch.
 pub const MAX_BATCH_EVENTS: usize = 1000;
 
-/// The routes of this function.
+/// Most single events written in one statement by the group commit.
+pub const MAX_GROUP_COMMIT: usize = 500;
+
+/// The routes of this function. Starts the group-commit writer for single events, with as
+/// many statements in flight as the pool has connections.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    single(state.clone()).or(batch(state.clone())).unify()
+    let flushers = usize::try_from(state.config.pool.max_size).unwrap_or(1);
+    let writer = BatchingWriter::spawn(state.pool.clone(), flushers, MAX_GROUP_COMMIT);
+    single(state.clone(), writer).or(batch(state.clone())).unify()
 }
 
-fn single(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn single(state: AppState, writer: BatchingWriter) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events")
         .and(platform::method::post())
         .and(authenticate(state.keys.clone()))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_EVENT_BODY_BYTES))
         .then(move |tenant, key, body| {
-            let state = state.clone();
-            async move { ingest(&state, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
+            let (state, writer) = (state.clone(), writer.clone());
+            async move { ingest(&state, &writer, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
         })
 }
 
@@ -69,6 +75,7 @@ fn optional_header(
 
 async fn ingest(
     state: &AppState,
+    writer: &BatchingWriter,
     tenant: TenantId,
     idempotency_key: Option<HeaderValue>,
     body: serde_json::Value,
@@ -82,14 +89,13 @@ async fn ingest(
     let input = parse_event(body, now, state.config.max_future_skew).map_err(ApiError::Validation)?;
     let event_id = header_id.or(input.event_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let event = NewEvent::new(tenant.to_string(), event_id, input.event_name, input.timestamp, input.properties);
-    let outcome = data::insert_idempotent(&state.pool, std::slice::from_ref(&event)).await?;
-    let (status, label) = match outcome.first() {
-        Some(InsertOutcome::Created) => (StatusCode::CREATED, "created"),
-        Some(InsertOutcome::Duplicate) => (StatusCode::OK, "duplicate"),
-        Some(InsertOutcome::KeyReused) => return Err(ApiError::KeyReused { event_id: event.event_id }),
-        None => return Err(ApiError::Internal("the insert reported no outcome".into())),
+    let event_id = event.event_id.clone();
+    let (status, label) = match writer.insert(event).await? {
+        InsertOutcome::Created => (StatusCode::CREATED, "created"),
+        InsertOutcome::Duplicate => (StatusCode::OK, "duplicate"),
+        InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id }),
     };
-    let body = warp::reply::json(&serde_json::json!({"event_id": event.event_id, "status": label}));
+    let body = warp::reply::json(&serde_json::json!({"event_id": event_id, "status": label}));
     Ok(warp::reply::with_status(body, status).into_response())
 }
 

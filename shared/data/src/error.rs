@@ -3,8 +3,9 @@
 use diesel::result::DatabaseErrorKind;
 use diesel_async::pooled_connection::PoolError;
 
-/// What went wrong talking to PostgreSQL.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong talking to PostgreSQL. Clone, so that one failed statement can answer
+/// every request whose event it carried.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DataError {
     /// The database cannot serve right now (unreachable, pool exhausted, timed out, shutting
     /// down); the same request may succeed if retried later.
@@ -12,7 +13,7 @@ pub enum DataError {
     Unavailable(String),
     /// Anything else: a bug or a broken invariant, not worth retrying.
     #[error("database error: {0}")]
-    Unexpected(#[source] diesel::result::Error),
+    Unexpected(String),
 }
 
 impl DataError {
@@ -60,7 +61,7 @@ impl From<diesel::result::Error> for DataError {
             {
                 Self::Unavailable(info.message().to_owned())
             }
-            _ => Self::Unexpected(err),
+            _ => Self::Unexpected(err.to_string()),
         }
     }
 }

@@ -6,6 +6,7 @@ mod message;
 mod migrations;
 mod pool;
 pub mod schema;
+mod writer;
 
 pub use error::DataError;
 pub use events::{
@@ -15,3 +16,4 @@ pub use events::{
 pub use message::EventMessage;
 pub use migrations::run_migrations;
 pub use pool::{Pool, PoolConfig, connect_pool, ping};
+pub use writer::BatchingWriter;

@@ -57,7 +57,7 @@ impl From<DataError> for ApiError {
     fn from(err: DataError) -> Self {
         match err {
             DataError::Unavailable(reason) => Self::Unavailable(reason),
-            DataError::Unexpected(e) => Self::Internal(e.to_string()),
+            DataError::Unexpected(reason) => Self::Internal(reason),
         }
     }
 }

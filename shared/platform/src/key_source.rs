@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
+use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use google_cloud_secretmanager_v1::client::SecretManagerService;
 
 use crate::{Config, ConfigError, TenantKeys};
@@ -31,7 +33,17 @@ impl std::fmt::Debug for SecretKeySource {
 impl SecretKeySource {
     /// A client for `name` (`projects/<p>/secrets/<s>/versions/<v>`), at `endpoint` if given.
     pub async fn connect(name: &str, endpoint: Option<&str>) -> Result<Self, String> {
-        let mut builder = SecretManagerService::builder().with_attempt_timeout(READ_TIMEOUT);
+        // A few quick retries within one read; a refresh that still fails waits for the next tick.
+        let retry = Aip194Strict.with_attempt_limit(3).with_time_limit(READ_TIMEOUT);
+        let backoff = ExponentialBackoffBuilder::new()
+            .with_initial_delay(Duration::from_millis(200))
+            .with_maximum_delay(Duration::from_secs(2))
+            .build()
+            .map_err(|e| format!("bad backoff policy: {e}"))?;
+        let mut builder = SecretManagerService::builder()
+            .with_attempt_timeout(READ_TIMEOUT)
+            .with_retry_policy(retry)
+            .with_backoff_policy(backoff);
         if let Some(endpoint) = endpoint {
             builder = builder.with_endpoint(endpoint);
         }

@@ -1,0 +1,88 @@
+//! Group commit for single events. Each insert pays for a commit (a WAL flush); requests that
+//! arrive while earlier ones are being written are gathered into one `insert_idempotent`
+//! statement and one commit, and each request is answered with its own outcome only after that
+//! commit. At low load a request is written at once, alone; under load the batches grow by
+//! themselves, up to `max_batch`, with up to `flushers` statements in flight.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::{DataError, InsertOutcome, NewEvent, Pool, insert_idempotent};
+
+struct Job {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<InsertOutcome, DataError>>,
+}
+
+/// A handle to the writer's background tasks; cheap to clone. The tasks end when the last
+/// handle is dropped.
+#[derive(Debug, Clone)]
+pub struct BatchingWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("event_id", &self.event.event_id).finish_non_exhaustive()
+    }
+}
+
+impl BatchingWriter {
+    /// Starts `flushers` tasks writing through `pool`. Call from within a tokio runtime.
+    pub fn spawn(pool: Pool, flushers: usize, max_batch: usize) -> Self {
+        let max_batch = max_batch.max(1);
+        let (jobs, queue) = mpsc::channel(max_batch * flushers.max(1) * 2);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..flushers.max(1) {
+            tokio::spawn(flush_forever(pool.clone(), queue.clone(), max_batch));
+        }
+        Self { jobs }
+    }
+
+    /// Inserts one event, sharing a statement and a commit with whatever else is waiting.
+    pub async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, DataError> {
+        let (reply, outcome) = oneshot::channel();
+        self.jobs
+            .send(Job { event, reply })
+            .await
+            .map_err(|_| DataError::Unavailable("the writer has stopped".into()))?;
+        outcome.await.map_err(|_| DataError::Unavailable("the writer dropped the request".into()))?
+    }
+}
+
+async fn flush_forever(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
+    let mut jobs = Vec::with_capacity(max_batch);
+    loop {
+        // One flusher at a time waits on the queue; it takes everything waiting (up to
+        // max_batch) and lets the next flusher wait while it writes.
+        let received = queue.lock().await.recv_many(&mut jobs, max_batch).await;
+        if received == 0 {
+            return;
+        }
+        let (events, replies): (Vec<NewEvent>, Vec<_>) = jobs.drain(..).map(|j| (j.event, j.reply)).unzip();
+        match insert_idempotent(&pool, &events).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            // An unexpected error may belong to one event alone: write each on its own so the
+            // others still succeed and only the culprit fails.
+            Err(DataError::Unexpected(_)) if events.len() > 1 => {
+                for (reply, event) in replies.into_iter().zip(events) {
+                    let outcome = insert_idempotent(&pool, std::slice::from_ref(&event)).await;
+                    let _ = reply
+                        .send(outcome.and_then(|o| {
+                            o.first().copied().ok_or_else(|| DataError::Unexpected("no outcome".into()))
+                        }));
+                }
+            }
+            Err(err) => {
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+}
