@@ -63,7 +63,9 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
         .with_nanosecond(0)
         .and_then(|whole| whole.checked_add_signed(TimeDelta::nanoseconds(i64::from(parsed.nanosecond()))))
         .unwrap_or(parsed);
-    if !(1..=9999).contains(&chrono::Datelike::year(&utc)) {
+    // Checked after rounding up to the microsecond too: a window bound is rounded up.
+    let in_range = |ts: DateTime<Utc>| (1..=9999).contains(&chrono::Datelike::year(&ts));
+    if !in_range(utc) || !in_range(ceil_to_micros(utc)) {
         return Err("must fall between years 0001 and 9999 in UTC".into());
     }
     Ok(utc)
@@ -124,6 +126,7 @@ mod tests {
         assert!(parse_timestamp("9999-12-31T23:30:00-05:00").is_err());
         assert!(parse_timestamp("0001-01-01T00:00:00Z").is_ok());
         assert!(parse_timestamp("9999-12-31T23:59:59.999999Z").is_ok());
+        assert!(parse_timestamp("9999-12-31T23:59:59.9999999Z").is_err());
     }
 
     #[test]

@@ -1,0 +1,57 @@
+//! `GET /metrics` query string: arbitrary text → `metrics::parse_query`.
+
+#![no_main]
+
+use chrono::TimeDelta;
+use data::Interval;
+use libfuzzer_sys::fuzz_target;
+use platform::fields::{ceil_to_micros, check_event_name, format_timestamp, parse_timestamp};
+
+const PARAMETERS: [&str; 4] = ["event_name", "from", "to", "interval"];
+
+fn width(interval: Interval) -> TimeDelta {
+    match interval {
+        Interval::Minute => TimeDelta::minutes(1),
+        Interval::Hour => TimeDelta::hours(1),
+        Interval::Day => TimeDelta::days(1),
+    }
+}
+
+fuzz_target!(|raw: &str| {
+    match metrics::parse_query(raw) {
+        Ok(q) => {
+            assert!(q.from < q.to, "accepted an empty or backward window: {q:?}");
+            check_event_name(&q.event_name).expect("an accepted event name passes check_event_name");
+            // Bounds are whole microseconds (what PostgreSQL compares) and echo back exactly.
+            assert_eq!(ceil_to_micros(q.from), q.from);
+            assert_eq!(ceil_to_micros(q.to), q.to);
+            assert_eq!(parse_timestamp(&format_timestamp(q.from)), Ok(q.from));
+            assert_eq!(parse_timestamp(&format_timestamp(q.to)), Ok(q.to));
+            if let Some(interval) = q.interval {
+                let count = interval.bucket_count(q.from, q.to);
+                assert!((1..=metrics::MAX_BUCKETS).contains(&count), "{count} buckets for {q:?}");
+                // The zero-filled response walks the buckets exactly like this
+                // (data::events::zero_filled); its length must be the count that was bounded.
+                let mut start = interval.bucket_start(q.from);
+                assert!(start <= q.from && q.from - start < width(interval));
+                let mut walked = 0;
+                while start < q.to && walked <= metrics::MAX_BUCKETS {
+                    walked += 1;
+                    start += width(interval);
+                }
+                assert_eq!(walked, count, "bucket_count disagrees with the buckets served for {q:?}");
+            }
+        }
+        Err(errors) => {
+            assert!(!errors.is_empty(), "an Err with no errors for {raw:?}");
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+            for error in &errors {
+                assert!(!error.message.is_empty(), "{error:?}");
+                let named = error.field == "query"
+                    || PARAMETERS.contains(&error.field.as_str())
+                    || pairs.iter().any(|(k, _)| k == &error.field);
+                assert!(named, "error names a parameter the query does not have: {error:?}");
+            }
+        }
+    }
+});
