@@ -45,3 +45,29 @@ async fn every_key_of_every_tenant_works() {
     assert_eq!(app.count(ACME_ROTATED_KEY, "signup", from, to).await, 2);
     assert_eq!(app.count(GLOBEX_KEY, "signup", from, to).await, 1);
 }
+
+#[tokio::test]
+async fn each_tenant_is_rate_limited_on_its_own() {
+    let db = crate::harness::TestDatabase::create().await;
+    let url = db.url.clone();
+    let app = TestApp::spawn_with(&url, &[("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "3")], Some(db)).await;
+    let query = [("event_name", "signup"), ("from", "2026-01-01T00:00:00Z"), ("to", "2026-01-02T00:00:00Z")];
+    for _ in 0..3 {
+        assert_eq!(app.metrics(ACME_KEY, &query).await.0, 200);
+    }
+    let response =
+        app.client.get(app.url("/metrics")).query(&query).header("X-API-Key", ACME_KEY).send().await.expect("response");
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["ratelimit-limit"], "3");
+    assert_eq!(response.headers()["ratelimit-remaining"], "0");
+    assert_eq!(response.headers()["ratelimit-reset"], "1");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    // The rotated key is the same tenant, so it shares the bucket; another tenant does not.
+    assert_eq!(app.metrics(ACME_ROTATED_KEY, &query).await.0, 429);
+    assert_eq!(app.metrics(GLOBEX_KEY, &query).await.0, 200);
+    // Health is never limited, and the bucket refills.
+    assert_eq!(send(app.client.get(app.url("/health"))).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.metrics(ACME_KEY, &query).await.0, 200);
+}

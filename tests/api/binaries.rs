@@ -125,3 +125,14 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
         tokio::time::timeout(Duration::from_secs(10), process.child.wait()).await.expect("exits").expect("status");
     assert!(status.success(), "exit 0 after draining: {status:?}\n{}", process.output());
 }
+
+#[tokio::test]
+async fn concurrent_migration_runs_apply_each_migration_once() {
+    let db = TestDatabase::create_empty().await;
+    let runs = futures_util::future::join_all((0..3).map(|_| data::run_migrations(&db.url))).await;
+    let applied: Vec<Vec<String>> = runs.into_iter().map(|r| r.expect("every run succeeds")).collect();
+    let non_empty: Vec<&Vec<String>> = applied.iter().filter(|a| !a.is_empty()).collect();
+    assert_eq!(non_empty.len(), 1, "exactly one run applies the migrations: {applied:?}");
+    assert_eq!(non_empty[0].len(), 2);
+    assert!(data::run_migrations(&db.url).await.expect("rerun").is_empty());
+}

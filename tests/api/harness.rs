@@ -91,11 +91,21 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A migrated database.
     pub async fn create() -> Self {
         ensure_template().await;
+        Self::create_from(TEMPLATE).await
+    }
+
+    /// A database with no schema at all.
+    pub async fn create_empty() -> Self {
+        Self::create_from("template0").await
+    }
+
+    async fn create_from(template: &str) -> Self {
         let name = format!("test_{}", uuid::Uuid::now_v7().simple());
         let mut conn = admin_connection().await;
-        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .execute(&mut conn)
             .await
             .expect("clone the template");
@@ -160,11 +170,8 @@ impl TestApp {
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
-        let state = AppState {
-            pool: data::connect_pool(database_url, &config.pool),
-            keys: TenantKeys::from_json(TEST_KEYS).expect("valid test keys"),
-            config: Arc::new(config),
-        };
+        let pool = data::connect_pool(database_url, &config.pool);
+        let state = AppState::new(pool, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();

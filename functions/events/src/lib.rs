@@ -40,7 +40,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
 fn single(state: AppState, writer: BatchingWriter) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events")
         .and(platform::method::post())
-        .and(authenticate(state.keys.clone()))
+        .and(authenticate(&state))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_EVENT_BODY_BYTES))
         .then(move |tenant, key, body| {
@@ -52,7 +52,7 @@ fn single(state: AppState, writer: BatchingWriter) -> impl Filter<Extract = (Res
 fn batch(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events" / "batch")
         .and(platform::method::post())
-        .and(authenticate(state.keys.clone()))
+        .and(authenticate(&state))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_BATCH_BODY_BYTES))
         .then(move |tenant, key: Option<HeaderValue>, body| {

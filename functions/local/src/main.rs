@@ -4,7 +4,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use platform::{AppState, Config};
 
@@ -54,7 +53,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, tenants = ?tenants, "local API listening");
     let grace = config.shutdown_grace;
-    let state = AppState { pool, keys, config: Arc::new(config) };
+    let state = AppState::new(pool, keys, config);
     platform::serve(listener, local::routes(&state), platform::shutdown_signal(), grace).await;
     drop(state);
     if let Some(cluster) = cluster {

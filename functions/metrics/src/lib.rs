@@ -17,7 +17,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
     let state = state.clone();
     warp::path!("metrics")
         .and(platform::method::get())
-        .and(authenticate(state.keys.clone()))
+        .and(authenticate(&state))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .then(move |tenant, query: String| {
             let state = state.clone();

@@ -1,20 +1,28 @@
 //! Authentication: `X-API-Key` names exactly one tenant, or the request ends in a 401 before
-//! its body is read. The tenant is recorded on the request's span so the request log line
-//! carries it; the key itself is never recorded anywhere.
+//! its body is read; then the tenant's rate limit, if one is set (429). The tenant is recorded
+//! on the request's span so the request log line carries it; the key itself is never recorded
+//! anywhere.
 
 use warp::http::HeaderValue;
 use warp::{Filter, Rejection};
 
-use crate::{ApiError, TenantId, TenantKeys};
+use crate::{ApiError, AppState, TenantId};
 
-/// Extracts the calling tenant, or rejects with 401.
-pub fn authenticate(keys: TenantKeys) -> impl Filter<Extract = (TenantId,), Error = Rejection> + Clone {
+/// Extracts the calling tenant, or rejects with 401 (or 429 over its rate limit).
+pub fn authenticate(state: &AppState) -> impl Filter<Extract = (TenantId,), Error = Rejection> + Clone + use<> {
+    let keys = state.keys.clone();
+    let limiter = state.rate_limiter.clone();
     warp::header::value("x-api-key").map(Some).or(warp::any().map(|| None)).unify().and_then(
         move |presented: Option<HeaderValue>| {
             let tenant = presented.and_then(|key| keys.tenant_for(key.as_bytes()));
+            let limiter = limiter.clone();
             async move {
                 let tenant = tenant.ok_or_else(|| warp::reject::custom(ApiError::Unauthorized))?;
                 tracing::Span::current().record("tenant_id", tenant.as_str());
+                if let Some(limited) = limiter.as_deref().and_then(|l| l.check(&tenant).err()) {
+                    let retry_after_secs = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                    return Err(warp::reject::custom(ApiError::RateLimited { limit: limited.limit, retry_after_secs }));
+                }
                 Ok::<_, Rejection>(tenant)
             }
         },

@@ -35,6 +35,9 @@ pub struct Config {
     pub secret_manager_endpoint: Option<String>,
     /// `GOOGLE_CLOUD_PROJECT`: the project that log lines' trace ids belong to.
     pub google_cloud_project: Option<String>,
+    /// `RATE_LIMIT_PER_SEC` and `RATE_LIMIT_BURST` (default: the rate, at least 1): requests a
+    /// tenant may make per second on one instance. Off when `RATE_LIMIT_PER_SEC` is unset.
+    pub rate_limit: Option<(f64, u32)>,
     /// `DB_POOL_SIZE` (default 10), `DB_ACQUIRE_TIMEOUT_MS` (2000), `DB_STATEMENT_TIMEOUT_MS`
     /// (5000): the connection pool.
     pub pool: PoolConfig,
@@ -57,6 +60,7 @@ impl fmt::Debug for Config {
             .field("tenant_keys_refresh", &self.tenant_keys_refresh)
             .field("secret_manager_endpoint", &self.secret_manager_endpoint)
             .field("google_cloud_project", &self.google_cloud_project)
+            .field("rate_limit", &self.rate_limit)
             .field("pool", &self.pool)
             .field("max_future_skew", &self.max_future_skew)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -122,6 +126,19 @@ impl Config {
             )?),
             secret_manager_endpoint: get("SECRET_MANAGER_ENDPOINT"),
             google_cloud_project: get("GOOGLE_CLOUD_PROJECT"),
+            rate_limit: match get("RATE_LIMIT_PER_SEC") {
+                None => None,
+                Some(raw) => {
+                    let rate: f64 = raw.trim().parse().ok().filter(|r: &f64| r.is_finite() && *r > 0.0).ok_or(
+                        ConfigError::Invalid {
+                            var: "RATE_LIMIT_PER_SEC",
+                            expected: "a positive number of requests a second".into(),
+                        },
+                    )?;
+                    let default_burst = (rate.ceil() as u32).max(1);
+                    Some((rate, parse_bounded(&get, "RATE_LIMIT_BURST", default_burst, 1..=1_000_000, "a burst size")?))
+                }
+            },
             pool: PoolConfig {
                 max_size: parse_bounded(&get, "DB_POOL_SIZE", 10, 1..=1000, "a pool size")?,
                 acquire_timeout: millis(&get, "DB_ACQUIRE_TIMEOUT_MS", 2000)?,
@@ -239,6 +256,18 @@ mod tests {
         {
             let err = config(&[("TENANT_KEYS_SECRET", bad)]).expect_err(bad).to_string();
             assert!(err.starts_with("TENANT_KEYS_SECRET is invalid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_is_off_unless_set() {
+        assert_eq!(config(&[]).expect("valid").rate_limit, None);
+        assert_eq!(config(&[("RATE_LIMIT_PER_SEC", "2.5")]).expect("valid").rate_limit, Some((2.5, 3)));
+        let both = config(&[("RATE_LIMIT_PER_SEC", "10"), ("RATE_LIMIT_BURST", "50")]).expect("valid");
+        assert_eq!(both.rate_limit, Some((10.0, 50)));
+        for bad in ["0", "-1", "fast", "NaN"] {
+            let err = config(&[("RATE_LIMIT_PER_SEC", bad)]).expect_err(bad).to_string();
+            assert!(err.starts_with("RATE_LIMIT_PER_SEC is invalid"), "{err}");
         }
     }
 

@@ -9,6 +9,7 @@ use data::Pool;
 use tokio::net::TcpListener;
 use warp::{Filter, Rejection, Reply};
 
+use crate::rate_limit::RateLimiter;
 use crate::{Config, ConfigError, TenantKeys, telemetry};
 
 /// What handlers share: the pool, the keys and the config. Cheap to clone.
@@ -16,7 +17,17 @@ use crate::{Config, ConfigError, TenantKeys, telemetry};
 pub struct AppState {
     pub pool: Pool,
     pub keys: TenantKeys,
+    /// Per-tenant rate limits, when `RATE_LIMIT_PER_SEC` is set.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
     pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// The state for `config`, with its rate limiter if it sets one.
+    pub fn new(pool: Pool, keys: TenantKeys, config: Config) -> Self {
+        let rate_limiter = config.rate_limit.map(|(rate, burst)| Arc::new(RateLimiter::new(rate, burst)));
+        Self { pool, keys, rate_limiter, config: Arc::new(config) }
+    }
 }
 
 /// A deployed function's process, ready to serve.
@@ -33,7 +44,7 @@ impl Deployment {
         telemetry::init(&config);
         let pool = data::connect_pool(config.require_database_url()?, &config.pool);
         let keys = crate::key_source::load_tenant_keys(&config, None).await?;
-        Ok(Self { state: AppState { pool, keys, config: Arc::new(config) } })
+        Ok(Self { state: AppState::new(pool, keys, config) })
     }
 
     /// Like `from_env`, for a function no tenant calls (the Pub/Sub worker): no keys are loaded
@@ -42,7 +53,7 @@ impl Deployment {
         let config = Config::from_env()?;
         telemetry::init(&config);
         let pool = data::connect_pool(config.require_database_url()?, &config.pool);
-        Ok(Self { state: AppState { pool, keys: TenantKeys::none(), config: Arc::new(config) } })
+        Ok(Self { state: AppState::new(pool, TenantKeys::none(), config) })
     }
 
     /// Serves `routes` on `0.0.0.0:$PORT` until SIGTERM, then drains and closes the pool.

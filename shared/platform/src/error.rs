@@ -45,6 +45,8 @@ pub enum ApiError {
     #[error("event {event_id:?} was already stored with a different payload")]
     KeyReused { event_id: String },
     /// The database (or another dependency) cannot serve now; the reason is logged, not shown.
+    #[error("too many requests for this tenant; retry after {} s", retry_after_secs)]
+    RateLimited { limit: u32, retry_after_secs: u64 },
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable(String),
     #[error("internal error")]
@@ -78,6 +80,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::KeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,6 +126,12 @@ impl ApiError {
             }
             Self::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"ApiKey header="X-API-Key""#));
+            }
+            Self::RateLimited { limit, retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                headers.insert("ratelimit-limit", HeaderValue::from(*limit));
+                headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+                headers.insert("ratelimit-reset", HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }

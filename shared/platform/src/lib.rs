@@ -8,6 +8,7 @@ pub mod fields;
 pub mod json_body;
 pub mod key_source;
 pub mod method;
+pub mod rate_limit;
 pub mod server;
 pub mod telemetry;
 pub mod tenant_keys;
