@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
     let items = match envelope(body.clone()) {
         Ok(items) => items,
         Err(error) => {
-            assert!(!error.field.is_empty() && !error.message.is_empty());
+            assert!(!error.message.is_empty());
+            assert!(
+                !error.field.is_empty(),
+                "an envelope error without a field name: {error:?}"
+            );
             let named = error.field == "body"
                 || error.field == "events"
                 || body.as_object().is_some_and(|o| o.contains_key(&error.field));
@@ -62,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
         for b in &accepted[i + 1..] {
             if a == b {
                 let fp = |e: &events::EventInput| {
-                    data::payload_fingerprint(&e.event_name, data::truncate_to_micros(e.timestamp), e.properties.as_ref())
+                    data::payload_fingerprint(
+                        &e.event_name,
+                        data::truncate_to_micros(e.timestamp),
+                        e.properties.as_ref(),
+                    )
                 };
                 assert_eq!(fp(a), fp(b));
             }

@@ -166,19 +166,25 @@ impl TestApp {
 
     /// A server with extra config variables, on `database_url`.
     pub async fn spawn_with(database_url: &str, vars: &[(&str, &str)], db: Option<TestDatabase>) -> Self {
+        Self::spawn_at(0, database_url, vars, db).await
+    }
+
+    /// Like `spawn_with`, on loopback port `port` (0: any free port).
+    pub async fn spawn_at(port: u16, database_url: &str, vars: &[(&str, &str)], db: Option<TestDatabase>) -> Self {
         init_test_logging();
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
         let pool = data::connect_pool(database_url, &config.pool);
         let state = AppState::new(pool, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"), config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        tokio::spawn(platform::serve(listener, local::routes(&state), shutdown, Duration::from_secs(1)));
+        let routes = local::routes(&state).expect("routes");
+        tokio::spawn(platform::serve(listener, routes, shutdown, Duration::from_secs(1)));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         Self { addr, client, state, _db: db, _stop: stop }
     }
@@ -244,6 +250,20 @@ fn with_database_replaces_only_the_name() {
     assert_eq!(with_database("postgres://u:p@h:5/db", "x"), "postgres://u:p@h:5/x");
     assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
+
+/// `host:port` of the Pub/Sub emulator: `PUBSUB_EMULATOR_HOST` if set, else one emulator
+/// started for the whole run.
+pub fn pubsub_emulator_host() -> String {
+    static EMULATOR: OnceLock<Result<String, devdb::PubSubEmulator>> = OnceLock::new();
+    let started = EMULATOR.get_or_init(|| match std::env::var("PUBSUB_EMULATOR_HOST") {
+        Ok(host) if !host.is_empty() => Ok(host),
+        _ => Err(devdb::PubSubEmulator::start().expect("start the Pub/Sub emulator for the tests")),
+    });
+    match started {
+        Ok(host) => host.clone(),
+        Err(emulator) => emulator.host(),
+    }
 }
 
 /// A built binary of the workspace, next to this test executable (`scripts/test` builds them).

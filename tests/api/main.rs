@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod logging;
 mod metrics;
+mod pubsub;
 mod rollups;
 mod secrets;
 mod validation;

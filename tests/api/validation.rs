@@ -42,6 +42,7 @@ async fn every_event_field_rule_is_enforced() {
         (json!({"event_name": "a", "timestamp": ts, "event_id": "x".repeat(256)}), &["event_id"]),
         (json!({"event_name": "a", "timestamp": ts, "event_id": 5}), &["event_id"]),
         (json!({"event_name": "a", "timestamp": ts, "colour": "red"}), &["colour"]),
+        (json!({"event_name": "a", "timestamp": ts, "": "x"}), &["body"]),
     ];
     for (body, fields) in cases {
         assert_rejected(&app, None, body, fields).await;
@@ -170,6 +171,7 @@ async fn every_metrics_parameter_rule_is_enforced() {
             &["interval"],
         ),
         (vec![("event_name", "a"), ("from", from), ("to", to), ("tenant_id", "globex")], &["tenant_id"]),
+        (vec![("event_name", "a"), ("from", from), ("to", to), ("", "1")], &["query"]),
         (vec![("event_name", "a"), ("event_name", "b"), ("from", from), ("to", to)], &["event_name"]),
     ];
     for (query, fields) in cases {

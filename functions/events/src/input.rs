@@ -24,11 +24,8 @@ pub fn parse_event(body: Value, now: DateTime<Utc>, max_future_skew: Duration) -
     let Value::Object(mut fields) = body else {
         return Err(vec![FieldError::new("body", "must be a JSON object")]);
     };
-    let mut errors: Vec<FieldError> = fields
-        .keys()
-        .filter(|k| !FIELDS.contains(&k.as_str()))
-        .map(|k| FieldError::new(k.clone(), "unknown field"))
-        .collect();
+    let mut errors: Vec<FieldError> =
+        fields.keys().filter(|k| !FIELDS.contains(&k.as_str())).map(|k| FieldError::unknown(k, "body")).collect();
 
     let event_name = required_string(&mut fields, "event_name", &mut errors).and_then(|name| {
         check_event_name(&name).map(|()| name).map_err(|m| errors.push(FieldError::new("event_name", m))).ok()

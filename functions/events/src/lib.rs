@@ -1,21 +1,26 @@
-//! `POST /events`: validate, authenticate, store once.
+//! `POST /events` and `POST /events/batch`: validate, authenticate, store once.
 //!
 //! An event's identity is the `Idempotency-Key` header, else the body's `event_id`, else a
-//! server-made UUIDv7. Storing is one idempotent insert: a replay of the same identity and
-//! payload is a 200 `duplicate`, the same identity with another payload a 422, and nothing is
-//! ever written twice.
+//! server-made UUIDv7. Inline (the default), storing is one idempotent insert: a replay of the
+//! same identity and payload is a 200 `duplicate`, the same identity with another payload a
+//! 422, and nothing is ever written twice. With `INGEST_MODE=pubsub` an accepted event is
+//! published and answered 202 `accepted` once Pub/Sub holds it; the worker then inserts it with
+//! the same rules.
 
 mod input;
+mod publisher;
 
 use data::{BatchingWriter, InsertOutcome, NewEvent};
+use platform::config::IngestMode;
 use platform::json_body::json_body;
-use platform::{ApiError, AppState, FieldError, TenantId, authenticate};
+use platform::{ApiError, AppState, ConfigError, FieldError, TenantId, authenticate};
 use serde_json::json;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 pub use input::{EventInput, parse_event};
+pub use publisher::Publisher;
 
 /// Largest accepted `POST /events` body.
 pub const MAX_EVENT_BODY_BYTES: usize = 1024 * 1024;
@@ -29,40 +34,57 @@ pub const MAX_BATCH_EVENTS: usize = 1000;
 /// Most single events written in one statement by the group commit.
 pub const MAX_GROUP_COMMIT: usize = 500;
 
-/// The routes of this function. Starts the group-commit writer for single events, with as
-/// many statements in flight as the pool has connections.
-pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    let flushers = usize::try_from(state.config.pool.max_size).unwrap_or(1);
-    let writer = BatchingWriter::spawn(state.pool.clone(), flushers, MAX_GROUP_COMMIT);
-    single(state.clone(), writer).or(batch(state.clone())).unify()
+/// Where accepted events go.
+#[derive(Debug, Clone)]
+enum Sink {
+    /// To PostgreSQL, single events through the group-commit writer.
+    Inline(BatchingWriter),
+    /// To Pub/Sub.
+    PubSub(Publisher),
 }
 
-fn single(state: AppState, writer: BatchingWriter) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+/// The routes of this function. Inline, starts the group-commit writer for single events with
+/// as many statements in flight as the pool has connections; in `pubsub` mode, builds the
+/// publisher (which fails without credentials).
+pub fn routes(
+    state: &AppState,
+) -> Result<impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<>, ConfigError> {
+    let sink = match state.config.ingest_mode {
+        IngestMode::Inline => {
+            let flushers = usize::try_from(state.config.pool.max_size).unwrap_or(1);
+            Sink::Inline(BatchingWriter::spawn(state.pool.clone(), flushers, MAX_GROUP_COMMIT))
+        }
+        IngestMode::PubSub => Sink::PubSub(Publisher::from_config(&state.config)?),
+    };
+    Ok(single(state.clone(), sink.clone()).or(batch(state.clone(), sink)).unify())
+}
+
+fn single(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events")
         .and(platform::method::post())
         .and(authenticate(&state))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_EVENT_BODY_BYTES))
         .then(move |tenant, key, body| {
-            let (state, writer) = (state.clone(), writer.clone());
-            async move { ingest(&state, &writer, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
+            let (state, sink) = (state.clone(), sink.clone());
+            async move { ingest(&state, &sink, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
         })
 }
 
-fn batch(state: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn batch(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("events" / "batch")
         .and(platform::method::post())
         .and(authenticate(&state))
         .and(optional_header("idempotency-key"))
         .and(json_body(MAX_BATCH_BODY_BYTES))
         .then(move |tenant, key: Option<HeaderValue>, body| {
-            let state = state.clone();
+            let (state, sink) = (state.clone(), sink.clone());
             async move {
                 if key.is_some() {
                     let message = "is not used by /events/batch: give each event its own event_id";
                     return ApiError::invalid("Idempotency-Key", message).to_response();
                 }
-                ingest_batch(&state, tenant, body).await.unwrap_or_else(|e| e.to_response())
+                ingest_batch(&state, &sink, tenant, body).await.unwrap_or_else(|e| e.to_response())
             }
         })
 }
@@ -75,7 +97,7 @@ fn optional_header(
 
 async fn ingest(
     state: &AppState,
-    writer: &BatchingWriter,
+    sink: &Sink,
     tenant: TenantId,
     idempotency_key: Option<HeaderValue>,
     body: serde_json::Value,
@@ -90,16 +112,27 @@ async fn ingest(
     let event_id = header_id.or(input.event_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let event = NewEvent::new(tenant.to_string(), event_id, input.event_name, input.timestamp, input.properties);
     let event_id = event.event_id.clone();
-    let (status, label) = match writer.insert(event).await? {
-        InsertOutcome::Created => (StatusCode::CREATED, "created"),
-        InsertOutcome::Duplicate => (StatusCode::OK, "duplicate"),
-        InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id }),
+    let (status, label) = match sink {
+        Sink::PubSub(publisher) => {
+            publisher.publish(std::slice::from_ref(&event)).await.map_err(ApiError::Unavailable)?;
+            (StatusCode::ACCEPTED, "accepted")
+        }
+        Sink::Inline(writer) => match writer.insert(event).await? {
+            InsertOutcome::Created => (StatusCode::CREATED, "created"),
+            InsertOutcome::Duplicate => (StatusCode::OK, "duplicate"),
+            InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id }),
+        },
     };
     let body = warp::reply::json(&serde_json::json!({"event_id": event_id, "status": label}));
     Ok(warp::reply::with_status(body, status).into_response())
 }
 
-async fn ingest_batch(state: &AppState, tenant: TenantId, body: serde_json::Value) -> Result<Response, ApiError> {
+async fn ingest_batch(
+    state: &AppState,
+    sink: &Sink,
+    tenant: TenantId,
+    body: serde_json::Value,
+) -> Result<Response, ApiError> {
     let items = batch_items(body)?;
     let now = chrono::Utc::now();
     let mut events = Vec::with_capacity(items.len());
@@ -121,19 +154,32 @@ async fn ingest_batch(state: &AppState, tenant: TenantId, body: serde_json::Valu
             Err(errors) => results.push(Err(errors)),
         }
     }
-    let outcomes = if events.is_empty() { Vec::new() } else { data::insert_idempotent(&state.pool, &events).await? };
+    // Per event: the status of its result; `None` for a reused key.
+    let outcomes: Vec<Option<&str>> = match sink {
+        _ if events.is_empty() => Vec::new(),
+        Sink::PubSub(publisher) => {
+            publisher.publish(&events).await.map_err(ApiError::Unavailable)?;
+            vec![Some("accepted"); events.len()]
+        }
+        Sink::Inline(_) => data::insert_idempotent(&state.pool, &events)
+            .await?
+            .into_iter()
+            .map(|outcome| match outcome {
+                InsertOutcome::Created => Some("created"),
+                InsertOutcome::Duplicate => Some("duplicate"),
+                InsertOutcome::KeyReused => None,
+            })
+            .collect(),
+    };
     let rendered: Vec<serde_json::Value> = results
         .into_iter()
         .enumerate()
         .map(|(index, result)| match result {
             Ok(at) => {
                 let event_id = &events[at].event_id;
-                match outcomes.get(at) {
-                    Some(InsertOutcome::Created) => json!({"index": index, "event_id": event_id, "status": "created"}),
-                    Some(InsertOutcome::Duplicate) => {
-                        json!({"index": index, "event_id": event_id, "status": "duplicate"})
-                    }
-                    _ => json!({"index": index, "event_id": event_id, "status": "rejected", "error": {
+                match outcomes.get(at).copied().flatten() {
+                    Some(status) => json!({"index": index, "event_id": event_id, "status": status}),
+                    None => json!({"index": index, "event_id": event_id, "status": "rejected", "error": {
                         "type": "/problems/idempotency-key-reused",
                         "detail": "already stored with a different payload",
                     }}),
@@ -151,12 +197,12 @@ async fn ingest_batch(state: &AppState, tenant: TenantId, body: serde_json::Valu
 
 /// The envelope: `{"events": [...]}` with 1 to 1000 items. Anything else is a 400 for the
 /// whole request; from here on, a bad item only rejects itself.
-fn batch_items(body: serde_json::Value) -> Result<Vec<serde_json::Value>, ApiError> {
+pub fn batch_items(body: serde_json::Value) -> Result<Vec<serde_json::Value>, ApiError> {
     let serde_json::Value::Object(mut envelope) = body else {
         return Err(ApiError::invalid("body", "must be a JSON object with an `events` array"));
     };
     if let Some(unknown) = envelope.keys().find(|k| k.as_str() != "events") {
-        return Err(ApiError::invalid(unknown.clone(), "unknown field"));
+        return Err(ApiError::Validation(vec![FieldError::unknown(unknown, "body")]));
     }
     match envelope.remove("events") {
         Some(serde_json::Value::Array(items)) if (1..=MAX_BATCH_EVENTS).contains(&items.len()) => Ok(items),

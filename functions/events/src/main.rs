@@ -1,12 +1,15 @@
 use std::process::ExitCode;
 
+use platform::deployment::exit_with;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match platform::Deployment::from_env().await {
-        Ok(deployment) => {
-            let routes = events::routes(&deployment.state);
-            deployment.serve(routes).await
-        }
-        Err(err) => platform::deployment::exit_with(&err),
+    let deployment = match platform::Deployment::from_env().await {
+        Ok(deployment) => deployment,
+        Err(err) => return exit_with(&err),
+    };
+    match events::routes(&deployment.state) {
+        Ok(routes) => deployment.serve(routes).await,
+        Err(err) => exit_with(&err),
     }
 }

@@ -2,7 +2,9 @@
 //! Not deployed; in the cloud each function is its own service behind the load balancer's URL
 //! map, and these routes mirror that map.
 
-use platform::AppState;
+pub mod pubsub;
+
+use platform::{AppState, ConfigError};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -10,12 +12,14 @@ use warp::{Filter, Rejection};
 pub const DEMO_TENANT_KEYS: &str = r#"{"acme": ["tenant-key-123"], "globex": ["tenant-key-456"]}"#;
 
 /// All routes of `events`, `metrics`, `health` and `worker`.
-pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    events::routes(state)
+pub fn routes(
+    state: &AppState,
+) -> Result<impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<>, ConfigError> {
+    Ok(events::routes(state)?
         .or(metrics::routes(state))
         .unify()
         .or(health::routes(state))
         .unify()
         .or(worker::routes(state))
-        .unify()
+        .unify())
 }

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use platform::config::IngestMode;
 use platform::{AppState, Config};
 
 #[tokio::main]
@@ -23,7 +24,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if config.tenant_keys.is_none() && config.tenant_keys_secret.is_none() {
         tracing::warn!(
             "TENANT_KEYS is unset: serving the demo tenants acme and globex (keys in README.md); never deploy these"
@@ -51,11 +52,36 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sy
     let pool = data::connect_pool(&database_url, &config.pool);
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, tenants = ?tenants, "local API listening");
+
+    // Async mode: the emulator (PUBSUB_EMULATOR_HOST, or one started here) with the topic and
+    // a push subscription delivering to this server's own worker route.
+    let mut emulator = None;
+    if config.ingest_mode == IngestMode::PubSub {
+        let host = match &config.pubsub_emulator_host {
+            Some(host) => host.clone(),
+            None => {
+                tracing::info!("PUBSUB_EMULATOR_HOST is unset: starting a Pub/Sub emulator");
+                let started = tokio::task::spawn_blocking(devdb::PubSubEmulator::start).await??;
+                let host = started.host();
+                emulator = Some(started);
+                host
+            }
+        };
+        let topic = config.pubsub_topic.clone().unwrap_or_default();
+        let push_endpoint = format!("http://127.0.0.1:{}/pubsub/push", listener.local_addr()?.port());
+        local::pubsub::Topology::for_topic(&topic).ensure(&host, &push_endpoint, 5).await?;
+        tracing::info!(%host, %topic, %push_endpoint, "async mode: publishing to the emulator, pushed back to /pubsub/push");
+        config.pubsub_emulator_host = Some(host);
+    }
+    tracing::info!(%addr, tenants = ?tenants, mode = ?config.ingest_mode, "local API listening");
     let grace = config.shutdown_grace;
     let state = AppState::new(pool, keys, config);
-    platform::serve(listener, local::routes(&state), platform::shutdown_signal(), grace).await;
+    let routes = local::routes(&state)?;
+    platform::serve(listener, routes, platform::shutdown_signal(), grace).await;
     drop(state);
+    if let Some(emulator) = emulator {
+        tokio::task::spawn_blocking(move || drop(emulator)).await?;
+    }
     if let Some(cluster) = cluster {
         tokio::task::spawn_blocking(move || drop(cluster)).await?;
         tracing::info!("throwaway PostgreSQL removed");

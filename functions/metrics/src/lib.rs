@@ -55,7 +55,7 @@ pub fn parse_query(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
     let interval = value_of("interval");
     for (key, _) in &pairs {
         if !PARAMETERS.contains(&key.as_str()) && !errors.iter().any(|e| &e.field == key) {
-            errors.push(FieldError::new(key.clone(), "unknown parameter"));
+            errors.push(FieldError::unknown(key, "query"));
         }
     }
 

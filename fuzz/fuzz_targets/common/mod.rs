@@ -41,13 +41,8 @@ pub fn check_accepted(body: &Value, input: &EventInput, now: DateTime<Utc>) {
     }
 
     let event_id = input.event_id.clone().unwrap_or_else(|| "0197a1c2-0000-7000-8000-000000000000".to_owned());
-    let event = NewEvent::new(
-        "acme".into(),
-        event_id,
-        input.event_name.clone(),
-        input.timestamp,
-        input.properties.clone(),
-    );
+    let event =
+        NewEvent::new("acme".into(), event_id, input.event_name.clone(), input.timestamp, input.properties.clone());
     check_new_event(&event);
     assert!(event.occurred_at <= input.timestamp && input.timestamp - event.occurred_at < TimeDelta::microseconds(1));
     check_through_pubsub(&event);
@@ -75,7 +70,10 @@ pub fn check_through_pubsub(event: &NewEvent) {
         Ok(back) => {
             assert_eq!(back.payload_hash, event.payload_hash);
             assert_eq!(back.occurred_at, event.occurred_at);
-            assert_eq!((&back.tenant_id, &back.event_id, &back.event_name), (&event.tenant_id, &event.event_id, &event.event_name));
+            assert_eq!(
+                (&back.tenant_id, &back.event_id, &back.event_name),
+                (&event.tenant_id, &event.event_id, &event.event_name)
+            );
         }
         Err(m) => panic!(
             "the worker refuses a message that events published: {m}\n  published: {}\n  properties as received: {:?}",
@@ -108,7 +106,10 @@ pub fn check_rejected(body: &Value, errors: &[FieldError]) {
     assert!(!errors.is_empty(), "an Err with no errors for {body}");
     let mut seen = std::collections::HashSet::new();
     for error in errors {
-        assert!(!error.field.is_empty(), "an error without a field: {error:?}");
+        assert!(
+            !error.field.is_empty(),
+            "an error without a field name: {error:?}"
+        );
         assert!(!error.message.is_empty(), "an error without a message: {error:?}");
         assert!(seen.insert(error.field.as_str()), "field {:?} reported twice: {errors:?}", error.field);
         let known = error.field == "body"

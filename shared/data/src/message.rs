@@ -62,6 +62,14 @@ mod tests {
             (event.event_id, event.occurred_at, event.payload_hash)
         );
 
+        // A number serde_json parses inexactly without `float_roundtrip` (found by fuzzing):
+        // the trip through the message must keep it, or the fingerprint no longer matches.
+        let properties: serde_json::Value = serde_json::from_str(r#"{"y": 1.8950878025539994264e+285}"#).expect("json");
+        let float = NewEvent::new("acme".into(), "e-2".into(), "signup".into(), at, Some(properties));
+        let wire = serde_json::to_vec(&EventMessage::from(&float)).expect("serialise");
+        let received: EventMessage = serde_json::from_slice(&wire).expect("parse");
+        assert!(received.into_new_event().is_ok(), "the fingerprint survives the trip");
+
         let mut tampered = back;
         tampered.event_name = "login".into();
         assert!(tampered.into_new_event().is_err());

@@ -24,13 +24,46 @@ pub enum DevDbError {
     Step { step: &'static str, detail: String },
 }
 
+/// A server process under a supervisor shell that stops it and deletes its directory once
+/// the owner lets go: on drop, on exit, or when the owner is killed.
+#[derive(Debug)]
+struct Supervised {
+    dir: PathBuf,
+    supervisor: Child,
+    lifeline: Option<ChildStdin>,
+}
+
+impl Supervised {
+    fn start(server: Command, dir: PathBuf, stop_signal: &str) -> Result<Self, DevDbError> {
+        let mut supervisor = supervise(server, &dir, stop_signal)?;
+        let lifeline = supervisor.stdin.take();
+        Ok(Self { dir, supervisor, lifeline })
+    }
+
+    fn exited(&mut self) -> bool {
+        self.supervisor.try_wait().ok().flatten().is_some()
+    }
+
+    fn log(&self) -> String {
+        let mut log = String::new();
+        let _ = std::fs::File::open(self.dir.join("server.log")).and_then(|mut f| f.read_to_string(&mut log));
+        log
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        // Closing the lifeline tells the supervisor to stop the server and delete the files.
+        drop(self.lifeline.take());
+        let _ = self.supervisor.wait();
+    }
+}
+
 /// A running throwaway cluster. Dropping it stops the server and deletes its files.
 #[derive(Debug)]
 pub struct Cluster {
     port: u16,
-    dir: PathBuf,
-    supervisor: Child,
-    lifeline: Option<ChildStdin>,
+    server: Supervised,
 }
 
 impl Cluster {
@@ -72,9 +105,7 @@ impl Cluster {
         for (name, value) in settings {
             postgres.arg("-c").arg(format!("{name}={value}"));
         }
-        let supervisor = supervise(postgres, &dir)?;
-        let mut cluster = Self { port, dir, supervisor, lifeline: None };
-        cluster.lifeline = cluster.supervisor.stdin.take();
+        let mut cluster = Self { port, server: Supervised::start(postgres, dir, "INT")? };
         cluster.wait_until_ready(&bin)?;
         Ok(cluster)
     }
@@ -100,13 +131,10 @@ impl Cluster {
             if ready {
                 return Ok(());
             }
-            let exited = self.supervisor.try_wait().ok().flatten().is_some();
-            if exited || started.elapsed() > START_TIMEOUT {
-                let mut log = String::new();
-                let _ = std::fs::File::open(self.dir.join("postgres.log")).and_then(|mut f| f.read_to_string(&mut log));
+            if self.server.exited() || started.elapsed() > START_TIMEOUT {
                 return Err(DevDbError::Step {
                     step: "starting postgres",
-                    detail: format!("not ready after {:?}; server log:\n{log}", started.elapsed()),
+                    detail: format!("not ready after {:?}; server log:\n{}", started.elapsed(), self.server.log()),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -114,33 +142,27 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Closing the lifeline tells the supervisor to stop the server and delete the files.
-        drop(self.lifeline.take());
-        let _ = self.supervisor.wait();
-    }
-}
-
-/// Starts `postgres` under a shell that stops it and removes `dir` once its stdin closes.
-fn supervise(postgres: Command, dir: &Path) -> Result<Child, DevDbError> {
+/// Starts `server` under a shell that stops it with `stop_signal` and removes `dir` once its
+/// stdin closes.
+fn supervise(server: Command, dir: &Path, stop_signal: &str) -> Result<Child, DevDbError> {
     const SCRIPT: &str = r#"
-dir=$1; shift
-"$@" >"$dir/postgres.log" 2>&1 </dev/null &
+dir=$1; signal=$2; shift 2
+"$@" >"$dir/server.log" 2>&1 </dev/null &
 server=$!
 # Returns when the owner closes the pipe: on drop, on exit, or when it is killed.
 while read -r _; do :; done
-kill -INT "$server" 2>/dev/null
+kill -"$signal" "$server" 2>/dev/null
 wait "$server"
 rm -rf "$dir"
 "#;
-    let program = postgres.get_program().to_owned();
-    let args: Vec<_> = postgres.get_args().map(ToOwned::to_owned).collect();
+    let program = server.get_program().to_owned();
+    let args: Vec<_> = server.get_args().map(ToOwned::to_owned).collect();
     Command::new("sh")
         .arg("-c")
         .arg(SCRIPT)
         .arg("devdb-supervisor")
         .arg(dir)
+        .arg(stop_signal)
         .arg(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -150,6 +172,64 @@ rm -rf "$dir"
         .process_group(0)
         .spawn()
         .map_err(|e| step("starting the supervisor shell", e))
+}
+
+/// Where the gcloud SDK keeps the Pub/Sub emulator.
+const PUBSUB_EMULATOR: &str = "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator";
+
+/// A running Pub/Sub emulator (from the installed gcloud SDK) on a free loopback port.
+/// Dropping it stops the emulator and deletes its data.
+#[derive(Debug)]
+pub struct PubSubEmulator {
+    port: u16,
+    _server: Supervised,
+}
+
+impl PubSubEmulator {
+    /// Starts the emulator and waits until it answers (a JVM: several seconds).
+    pub fn start() -> Result<Self, DevDbError> {
+        let program =
+            std::env::var_os("PUBSUB_EMULATOR_BIN").map_or_else(|| PathBuf::from(PUBSUB_EMULATOR), PathBuf::from);
+        if !program.is_file() {
+            return Err(DevDbError::Step {
+                step: "finding the Pub/Sub emulator",
+                detail: format!("{} is missing: install the gcloud SDK's pubsub-emulator component", program.display()),
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("events-pubsub-{}-{}", std::process::id(), unique_suffix()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| step("creating the emulator directory", e))?;
+        let port = free_port().map_err(|e| step("finding a free port", e))?;
+        let mut emulator = Command::new(program);
+        emulator.arg("--host=127.0.0.1").arg(format!("--port={port}"));
+        let mut server = Supervised::start(emulator, dir, "TERM")?;
+        let started = Instant::now();
+        while !answers_ok(port) {
+            if server.exited() || started.elapsed() > Duration::from_secs(60) {
+                return Err(DevDbError::Step {
+                    step: "starting the Pub/Sub emulator",
+                    detail: format!("not ready after {:?}; log:\n{}", started.elapsed(), server.log()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Self { port, _server: server })
+    }
+
+    /// `127.0.0.1:<port>`, the value for `PUBSUB_EMULATOR_HOST`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// The emulator answers `Ok` on `/` once it serves.
+fn answers_ok(port: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut reply = [0u8; 12];
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && reply.starts_with(b"HTTP/1.1 200")
 }
 
 fn server_command(as_root: bool, program: &Path) -> Command {
@@ -210,9 +290,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_pubsub_emulator_starts_and_stops() {
+        let emulator = PubSubEmulator::start().expect("emulator starts");
+        let port = emulator.port;
+        assert!(answers_ok(port));
+        drop(emulator);
+        assert!(!answers_ok(port), "emulator stopped");
+    }
+
+    #[test]
     fn starts_serves_and_cleans_up() {
         let cluster = Cluster::start().expect("cluster starts");
-        let dir = cluster.dir.clone();
+        let dir = cluster.server.dir.clone();
         let port = cluster.port();
         assert!(cluster.url("events").ends_with(&format!(":{port}/events")));
         assert!(std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());

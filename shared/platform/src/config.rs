@@ -17,6 +17,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How `events` stores what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Write to PostgreSQL before answering (201/200).
+    Inline,
+    /// Publish to Pub/Sub before answering (202); the worker writes to PostgreSQL.
+    PubSub,
+}
+
 /// Everything a function reads from its environment.
 #[derive(Clone)]
 pub struct Config {
@@ -35,6 +44,13 @@ pub struct Config {
     pub secret_manager_endpoint: Option<String>,
     /// `GOOGLE_CLOUD_PROJECT`: the project that log lines' trace ids belong to.
     pub google_cloud_project: Option<String>,
+    /// `INGEST_MODE`: `inline` (default) or `pubsub`.
+    pub ingest_mode: IngestMode,
+    /// `PUBSUB_TOPIC`: `projects/<p>/topics/<t>`, where `events` publishes in `pubsub` mode.
+    pub pubsub_topic: Option<String>,
+    /// `PUBSUB_EMULATOR_HOST`: `host:port` of the Pub/Sub emulator, used instead of Google's
+    /// endpoint and without credentials.
+    pub pubsub_emulator_host: Option<String>,
     /// `RATE_LIMIT_PER_SEC` and `RATE_LIMIT_BURST` (default: the rate, at least 1): requests a
     /// tenant may make per second on one instance. Off when `RATE_LIMIT_PER_SEC` is unset.
     pub rate_limit: Option<(f64, u32)>,
@@ -61,6 +77,9 @@ impl fmt::Debug for Config {
             .field("secret_manager_endpoint", &self.secret_manager_endpoint)
             .field("google_cloud_project", &self.google_cloud_project)
             .field("rate_limit", &self.rate_limit)
+            .field("ingest_mode", &self.ingest_mode)
+            .field("pubsub_topic", &self.pubsub_topic)
+            .field("pubsub_emulator_host", &self.pubsub_emulator_host)
             .field("pool", &self.pool)
             .field("max_future_skew", &self.max_future_skew)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -103,7 +122,7 @@ impl Config {
                 return Err(ConfigError::Invalid { var: "LOG_FORMAT", expected: "`text` or `json`".into() });
             }
         };
-        Ok(Self {
+        let config = Self {
             port: parse(&get, "PORT", 8080, "a TCP port number, 1-65535")?,
             database_url: get("DATABASE_URL"),
             tenant_keys: get("TENANT_KEYS"),
@@ -126,6 +145,23 @@ impl Config {
             )?),
             secret_manager_endpoint: get("SECRET_MANAGER_ENDPOINT"),
             google_cloud_project: get("GOOGLE_CLOUD_PROJECT"),
+            ingest_mode: match get("INGEST_MODE").as_deref() {
+                None | Some("inline") => IngestMode::Inline,
+                Some("pubsub") => IngestMode::PubSub,
+                Some(_) => {
+                    return Err(ConfigError::Invalid { var: "INGEST_MODE", expected: "`inline` or `pubsub`".into() });
+                }
+            },
+            pubsub_topic: match get("PUBSUB_TOPIC") {
+                Some(topic) if !is_resource_name(&topic, &["projects", "topics"]) => {
+                    return Err(ConfigError::Invalid {
+                        var: "PUBSUB_TOPIC",
+                        expected: "a topic name, projects/<project>/topics/<topic>".into(),
+                    });
+                }
+                topic => topic,
+            },
+            pubsub_emulator_host: get("PUBSUB_EMULATOR_HOST"),
             rate_limit: match get("RATE_LIMIT_PER_SEC") {
                 None => None,
                 Some(raw) => {
@@ -153,7 +189,14 @@ impl Config {
                 "a number of seconds",
             )?),
             log_format,
-        })
+        };
+        if config.ingest_mode == IngestMode::PubSub && config.pubsub_topic.is_none() {
+            return Err(ConfigError::Missing {
+                var: "PUBSUB_TOPIC",
+                expected: "the topic events are published to when INGEST_MODE=pubsub, projects/<project>/topics/<topic>",
+            });
+        }
+        Ok(config)
     }
 
     /// `DATABASE_URL`, or the error a deployed function stops with.
@@ -167,11 +210,14 @@ impl Config {
 
 /// `projects/<p>/secrets/<s>/versions/<v>`, each part non-empty.
 fn is_secret_version_name(name: &str) -> bool {
+    is_resource_name(name, &["projects", "secrets", "versions"])
+}
+
+/// `<kinds[0]>/<id>/<kinds[1]>/<id>/...`, each id non-empty visible ASCII without `/`.
+fn is_resource_name(name: &str, kinds: &[&str]) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
-    parts.len() == 6
-        && parts[0] == "projects"
-        && parts[2] == "secrets"
-        && parts[4] == "versions"
+    parts.len() == kinds.len() * 2
+        && parts.chunks(2).zip(kinds).all(|(pair, kind)| pair[0] == *kind)
         && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_graphic()))
 }
 
@@ -269,6 +315,17 @@ mod tests {
             let err = config(&[("RATE_LIMIT_PER_SEC", bad)]).expect_err(bad).to_string();
             assert!(err.starts_with("RATE_LIMIT_PER_SEC is invalid"), "{err}");
         }
+    }
+
+    #[test]
+    fn ingest_mode_and_topic() {
+        assert_eq!(config(&[]).expect("valid").ingest_mode, IngestMode::Inline);
+        let c = config(&[("INGEST_MODE", "pubsub"), ("PUBSUB_TOPIC", "projects/p/topics/events")]).expect("valid");
+        assert_eq!((c.ingest_mode, c.pubsub_topic.as_deref()), (IngestMode::PubSub, Some("projects/p/topics/events")));
+        assert!(config(&[("INGEST_MODE", "kafka")]).is_err());
+        let err = config(&[("INGEST_MODE", "pubsub")]).expect_err("no topic").to_string();
+        assert!(err.starts_with("PUBSUB_TOPIC is not set"), "{err}");
+        assert!(config(&[("PUBSUB_TOPIC", "events")]).is_err());
     }
 
     #[test]

@@ -25,6 +25,16 @@ impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }
     }
+
+    /// A field (or parameter) the contract does not have. One with an empty name is reported
+    /// on `container` (`body`, `query`), so every error names something the client can find.
+    pub fn unknown(name: &str, container: &str) -> Self {
+        if name.is_empty() {
+            Self::new(container, "has a field with an empty name")
+        } else {
+            Self::new(name, "unknown field")
+        }
+    }
 }
 
 /// Every error a request can end in.

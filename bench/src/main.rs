@@ -1,0 +1,415 @@
+//! `bench`: the release service against PostgreSQL's own ceiling for the same work, on this
+//! machine, in one run; writes docs/benchmarks.md and docs/benchmarks/ingest.png. Run it with
+//! `scripts/bench` (which builds the release binaries first); `bench --help` lists the flags.
+//!
+//! One run: start a durable PostgreSQL and the release services; time the cold start and read
+//! idle memory; then per run and concurrency, pgbench's single-row insert and the service's
+//! `POST /events` back to back; pgbench's 100-row insert, `/events/batch` and COPY; then load
+//! 10M rows and time `GET /metrics`. Every number in the report is measured in that run.
+
+// A benchmark's output is its report: printing it to stdout is the point. Progress goes to stderr.
+#![allow(clippy::print_stdout)]
+
+mod cli;
+mod load;
+mod metrics;
+mod pgbench;
+mod plot;
+mod probe;
+mod report;
+mod results;
+mod stack;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::{Args, Parsed};
+use crate::load::{LoadSpec, Measured, Workload};
+use crate::results::{BatchRun, CopyRun, Footprint, Machine, Results, SingleRun};
+use crate::stack::Stack;
+use crate::stats::{ms, rate};
+
+fn main() -> ExitCode {
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("bench: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let bin_dir = stack::own_bin_dir()?;
+    let busy_before_pct = probe::machine_busy_over(Duration::from_secs(2));
+    if busy_before_pct > 10.0 {
+        eprintln!("bench: warning: the machine is already {busy_before_pct:.0}% busy; results will be noisy");
+    }
+    let stack = Stack::start(&bin_dir, args.pool_size)?;
+    let machine = Machine { busy_before_pct, ..machine(&stack) };
+    eprintln!(
+        "bench: PostgreSQL {} on port {}; events :{}, metrics :{}, health :{}; DB_POOL_SIZE={}",
+        machine.postgres,
+        stack.cluster.port(),
+        stack.events.port,
+        stack.metrics.port,
+        stack.health.port,
+        args.pool_size
+    );
+    let mut results = Results {
+        args: args.clone(),
+        machine,
+        single: Vec::new(),
+        batch: Vec::new(),
+        copy: Vec::new(),
+        metrics_load: None,
+        metrics: Vec::new(),
+        footprint: Footprint::default(),
+        failures: Vec::new(),
+        elapsed: Duration::ZERO,
+        plot: None,
+    };
+
+    // Memory before any request, start-up time and size, while the machine is quiet.
+    std::thread::sleep(Duration::from_secs(1));
+    results.footprint.idle_rss_kib = [&stack.events, &stack.metrics, &stack.health]
+        .iter()
+        .map(|s| (s.name.clone(), probe::rss_kib(s.pid())))
+        .collect();
+    eprintln!("bench: cold start of health, {} runs", args.cold_start_runs);
+    match stack::cold_starts(&stack, args.cold_start_runs) {
+        Ok(times) => results.footprint.cold_starts = times,
+        Err(err) => results.failures.push(format!("cold start: {err:#}")),
+    }
+    results.footprint.sizes = ["events", "metrics", "health", "migrate"]
+        .iter()
+        .map(|name| (name.to_string(), std::fs::metadata(bin_dir.join(name)).ok().map(|m| m.len())))
+        .collect();
+
+    single_points(&stack, args, &mut results);
+    std::thread::sleep(Duration::from_secs(1));
+    results.footprint.events_rss_after_load_kib = probe::rss_kib(stack.events.pid());
+    batch_points(&stack, args, &mut results);
+    copy_points(&stack, args, &mut results);
+    if args.skip_metrics {
+        results.failures.push("`/metrics` skipped (--skip-metrics)".to_owned());
+    } else {
+        metrics_points(&stack, args, &mut results);
+    }
+
+    let out = &args.out;
+    let plot_path = plot_path(out);
+    results.elapsed = started.elapsed();
+    match plot::ingest(&results, &plot_path) {
+        Ok(()) => results.plot = Some(relative_to(&plot_path, out)),
+        Err(err) => results.failures.push(format!("the plot ({}): {err:#}", plot_path.display())),
+    }
+    let markdown = report::render(&results);
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(out, &markdown).with_context(|| format!("writing {}", out.display()))?;
+    println!("{markdown}");
+    eprintln!(
+        "bench: wrote {} and {} in {:.1} min",
+        out.display(),
+        plot_path.display(),
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    drop(stack);
+    Ok(())
+}
+
+/// `docs/benchmarks.md` → `docs/benchmarks/ingest.png`.
+fn plot_path(out: &Path) -> PathBuf {
+    out.with_extension("").join("ingest.png")
+}
+
+/// The plot's path as the report links it: relative to the report's directory.
+fn relative_to(plot: &Path, report: &Path) -> String {
+    let base = report.parent().unwrap_or(Path::new(""));
+    plot.strip_prefix(base).unwrap_or(plot).display().to_string()
+}
+
+/// With `--quiet-wait`, waits (up to that long) until the machine is under 15% busy, so that a
+/// point does not start in the middle of someone else's build.
+fn wait_until_quiet(args: &Args) {
+    if args.quiet_wait.is_zero() {
+        return;
+    }
+    let started = Instant::now();
+    loop {
+        let busy = probe::machine_busy_over(Duration::from_secs(1));
+        if busy < 15.0 {
+            return;
+        }
+        if started.elapsed() >= args.quiet_wait {
+            eprintln!("bench:   the machine is still {busy:.0}% busy after {:?}; measuring anyway", args.quiet_wait);
+            return;
+        }
+    }
+}
+
+fn service_point(
+    stack: &Stack,
+    args: &Args,
+    clients: usize,
+    workload: Workload,
+    tag: String,
+) -> anyhow::Result<Measured> {
+    wait_until_quiet(args);
+    stack.reset_table()?;
+    let spec = LoadSpec {
+        port: stack.events.port,
+        service_pid: stack.events.pid(),
+        postmaster: stack.postmaster,
+        clients,
+        warmup: args.warmup,
+        duration: args.duration,
+        workload,
+        tag,
+    };
+    load::run(&spec)
+}
+
+fn pgbench_point(stack: &Stack, args: &Args, rows: usize, clients: usize, table: &str) -> anyhow::Result<Measured> {
+    wait_until_quiet(args);
+    stack.reset_table()?;
+    let name = format!("{}-{table}", if rows == 1 { "single" } else { "multi" });
+    pgbench::run(stack, &name, &pgbench::insert_script(rows, table), rows, clients, args.duration)
+}
+
+fn log_point(label: &str, result: &anyhow::Result<Measured>) {
+    match result {
+        Ok(m) => eprintln!(
+            "bench:   {label}: {} events/s ({} requests/s), p50 {} ms, p99 {} ms, errors {}; CPU service {:.0}% postgres {:.0}% generator {:.0}% other {:.0}%",
+            rate(m.events_per_s),
+            rate(m.requests_per_s),
+            ms(m.p50_ms),
+            ms(m.p99_ms),
+            m.errors,
+            m.cpu.service,
+            m.cpu.postgres,
+            m.cpu.generator,
+            m.cpu.other
+        ),
+        Err(err) => eprintln!("bench:   {label}: FAILED: {err:#}"),
+    }
+}
+
+fn keep(result: anyhow::Result<Measured>, what: &str, failures: &mut Vec<String>) -> Option<Measured> {
+    result.map_err(|err| failures.push(format!("{what}: {err:#}"))).ok()
+}
+
+fn single_points(stack: &Stack, args: &Args, results: &mut Results) {
+    for run in 1..=args.runs {
+        for &clients in &args.clients {
+            eprintln!("bench: single-event ingest, run {run}/{}, {clients} clients", args.runs);
+            let pg = pgbench_point(stack, args, 1, clients, "events");
+            log_point("pgbench single-row", &pg);
+            let bare = stack.bare_table.filter(|_| [16, 64].contains(&clients)).map(|table| {
+                let bare = pgbench_point(stack, args, 1, clients, table);
+                log_point("pgbench single-row, bare table", &bare);
+                bare
+            });
+            let svc = service_point(stack, args, clients, Workload::Single, format!("s{clients}r{run}"));
+            log_point("service POST /events", &svc);
+            let failures = &mut results.failures;
+            let pgbench = keep(pg, &format!("pgbench single-row, {clients} clients, run {run}"), failures);
+            let pgbench_bare =
+                bare.and_then(|b| keep(b, &format!("pgbench single-row bare, {clients} clients, run {run}"), failures));
+            let service = keep(svc, &format!("service POST /events, {clients} clients, run {run}"), failures);
+            results.single.push(SingleRun { clients, pgbench, pgbench_bare, service });
+        }
+    }
+}
+
+fn batch_points(stack: &Stack, args: &Args, results: &mut Results) {
+    for run in 1..=args.runs {
+        for &clients in &args.batch_clients {
+            eprintln!("bench: batch ingest, run {run}/{}, {clients} clients", args.runs);
+            let pg = pgbench_point(stack, args, 100, clients, "events");
+            log_point("pgbench 100-row", &pg);
+            let bare = stack.bare_table.map(|table| {
+                let bare = pgbench_point(stack, args, 100, clients, table);
+                log_point("pgbench 100-row, bare table", &bare);
+                bare
+            });
+            let what = format!("pgbench 100-row bare, {clients} clients, run {run}");
+            let pgbench100_bare = bare.and_then(|b| keep(b, &what, &mut results.failures));
+            let pgbench100 = keep(pg, &format!("pgbench 100-row, {clients} clients, run {run}"), &mut results.failures);
+            let mut service = Vec::new();
+            for &size in &args.batch_sizes {
+                let svc =
+                    service_point(stack, args, clients, Workload::Batch { size }, format!("b{size}c{clients}r{run}"));
+                log_point(&format!("service batch of {size}"), &svc);
+                let what = format!("service batch of {size}, {clients} clients, run {run}");
+                service.push((size, keep(svc, &what, &mut results.failures)));
+            }
+            results.batch.push(BatchRun { clients, pgbench100, pgbench100_bare, service });
+        }
+    }
+}
+
+fn copy_points(stack: &Stack, args: &Args, results: &mut Results) {
+    let rows = args.copy_rows;
+    let dir = stack.scratch.path();
+    let files = [dir.join("copy-a.csv"), dir.join("copy-b.csv"), dir.join("copy-c.csv")];
+    let written = pgbench::write_copy_file(&files[0], rows, "copy1")
+        .and_then(|()| pgbench::write_copy_file(&files[1], rows / 2, "copy2a"))
+        .and_then(|()| pgbench::write_copy_file(&files[2], rows - rows / 2, "copy2b"));
+    if let Err(err) = written {
+        results.failures.push(format!("COPY files: {err:#}"));
+        return;
+    }
+    for run in 1..=args.runs {
+        for streams in [1, 2] {
+            let chosen: Vec<(PathBuf, usize)> = if streams == 1 {
+                vec![(files[0].clone(), rows)]
+            } else {
+                vec![(files[1].clone(), rows / 2), (files[2].clone(), rows - rows / 2)]
+            };
+            let outcome = stack.reset_table().and_then(|()| pgbench::copy(stack, &chosen));
+            match outcome {
+                Ok(events_per_s) => {
+                    eprintln!(
+                        "bench: COPY, run {run}/{}, {streams} stream(s): {} events/s",
+                        args.runs,
+                        rate(events_per_s)
+                    );
+                    results.copy.push(CopyRun { streams, rows, events_per_s });
+                }
+                Err(err) => results.failures.push(format!("COPY, {streams} stream(s), run {run}: {err:#}")),
+            }
+        }
+    }
+    for file in files {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+fn metrics_points(stack: &Stack, args: &Args, results: &mut Results) {
+    eprintln!("bench: loading {} rows for /metrics", rate(args.metrics_rows as f64));
+    match metrics::load(stack, args.metrics_rows) {
+        Ok(loaded) => {
+            eprintln!(
+                "bench:   loaded in {:.0} s, vacuumed in {:.0} s, {}",
+                loaded.insert_s, loaded.vacuum_s, loaded.table_size
+            );
+            results.metrics_load = Some(loaded);
+        }
+        Err(err) => {
+            results.failures.push(format!("loading rows for /metrics: {err:#}"));
+            return;
+        }
+    }
+    match metrics::measure(stack, args.metrics_requests) {
+        Ok(queries) => {
+            for q in &queries {
+                eprintln!(
+                    "bench:   {} – {} {}: rows {}, service count {:?}, p50 {} ms, p99 {} ms",
+                    q.window.from,
+                    q.window.to,
+                    q.interval.unwrap_or("none"),
+                    q.sql_count,
+                    q.timing.count,
+                    ms(q.timing.p50_ms),
+                    ms(q.timing.p99_ms)
+                );
+            }
+            results.metrics = queries;
+        }
+        Err(err) => results.failures.push(format!("GET /metrics: {err:#}")),
+    }
+}
+
+/// The machine, the PostgreSQL version and the command, for the report's header.
+fn machine(stack: &Stack) -> Machine {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let memory = Command::new("free")
+        .arg("-h")
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().find(|l| l.starts_with("Mem:"))?.split_whitespace().nth(1).map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let postgres = stack.sql("SHOW server_version").unwrap_or_else(|_| "unknown".to_owned());
+    let command = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        format!("target/release/bench {}", args.join(" ")).trim().to_owned()
+    });
+    Machine {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M").to_string(),
+        cores: probe::cores(),
+        memory,
+        cpu_model,
+        kernel,
+        postgres,
+        command,
+        revision: revision(),
+        migrations: stack.migrations.clone(),
+        events_triggers: stack.events_triggers.clone(),
+        busy_before_pct: 0.0,
+    }
+}
+
+/// `git rev-parse --short HEAD`, and how many files differ from it or are new (the results
+/// files aside): the binaries were built from the work tree.
+fn revision() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else { return "unknown (not a git work tree)".to_owned() };
+    let changed = git(&["status", "--porcelain", "--", ".", ":(exclude)docs/benchmarks*"]);
+    match changed {
+        Some(list) if !list.is_empty() => {
+            format!("{head} plus {} files changed or new since it", list.lines().count())
+        }
+        _ => head,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_sits_beside_the_report() {
+        let out = Path::new("docs/benchmarks.md");
+        let plot = plot_path(out);
+        assert_eq!(plot, Path::new("docs/benchmarks/ingest.png"));
+        assert_eq!(relative_to(&plot, out), "benchmarks/ingest.png");
+    }
+}
