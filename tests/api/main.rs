@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod logging;
 mod metrics;
+mod outage;
 mod pubsub;
 mod rollups;
 mod secrets;

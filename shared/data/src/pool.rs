@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 
@@ -34,6 +34,10 @@ impl Default for PoolConfig {
 pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Pool {
     let statement_timeout_ms = config.statement_timeout.as_millis();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    // Not `Verified`, which sends `SELECT 1` on every checkout: a round trip per request. A
+    // connection that died is found on its next statement instead; that request gets a 503
+    // (retryable) and the pool drops the connection.
+    manager_config.recycling_method = RecyclingMethod::Fast;
     manager_config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
         async move {
