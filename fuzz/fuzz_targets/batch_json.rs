@@ -1,30 +1,20 @@
 //! `POST /events/batch` body: bytes → JSON → the envelope rules → `parse_event` per item.
 //!
-//! `batch_items` in functions/events/src/lib.rs is private, so `envelope` below mirrors it
-//! line for line; once it is public this target should call it instead.
 
 #![no_main]
 
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use platform::FieldError;
+use platform::{ApiError, FieldError};
 use serde_json::Value;
 
-/// The mirror of `events::batch_items`: `{"events": [...]}` with 1 to 1000 items.
+/// The envelope rules as the service applies them, with the one field error they give.
 fn envelope(body: Value) -> Result<Vec<Value>, FieldError> {
-    let Value::Object(mut envelope) = body else {
-        return Err(FieldError::new("body", "must be a JSON object with an `events` array"));
-    };
-    if let Some(unknown) = envelope.keys().find(|k| k.as_str() != "events") {
-        return Err(FieldError::new(unknown.clone(), "unknown field"));
-    }
-    match envelope.remove("events") {
-        Some(Value::Array(items)) if (1..=events::MAX_BATCH_EVENTS).contains(&items.len()) => Ok(items),
-        Some(Value::Array(_)) => Err(FieldError::new("events", "must hold 1 to 1000 events")),
-        Some(_) => Err(FieldError::new("events", "must be an array of events")),
-        None => Err(FieldError::new("events", "is required")),
-    }
+    events::batch_items(body).map_err(|error| match error {
+        ApiError::Validation(mut errors) if errors.len() == 1 => errors.remove(0),
+        other => panic!("an envelope error that is not one field error: {other:?}"),
+    })
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -95,9 +95,10 @@ async fn an_outage_is_503s_then_recovery_with_every_event_stored_once() {
                     .await
                     .expect("every request is answered");
                 let took = started.elapsed();
-                let mut slowest = slowest.lock().expect("lock");
-                *slowest = (*slowest).max(took);
-                drop(slowest);
+                {
+                    let mut slowest = slowest.lock().expect("lock");
+                    *slowest = (*slowest).max(took);
+                }
                 match response.status().as_u16() {
                     201 | 200 => {
                         acknowledged.fetch_add(1, Ordering::SeqCst);
