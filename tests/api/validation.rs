@@ -188,3 +188,51 @@ async fn every_metrics_parameter_rule_is_enforced() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// Writes `head` (and maybe part of a body) on a raw connection, then waits for the status line.
+async fn raw_status_line(app: &TestApp, head: String, wait: std::time::Duration) -> String {
+    let addr = app.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(wait)).expect("timeout");
+        let _ = stream.write_all(head.as_bytes());
+        let mut response = vec![0u8; 512];
+        let n = stream.read(&mut response).unwrap_or(0);
+        String::from_utf8_lossy(&response[..n]).lines().next().unwrap_or_default().to_owned()
+    })
+    .await
+    .expect("raw client")
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_is_a_408() {
+    let db = crate::harness::TestDatabase::create().await;
+    let url = db.url.clone();
+    let app = TestApp::spawn_with(&url, &[("REQUEST_BODY_TIMEOUT_SECS", "1")], Some(db)).await;
+    // Promises 100 bytes, sends 10, then stalls.
+    let head = format!(
+        "POST /events HTTP/1.1\r\nHost: t\r\nX-API-Key: {ACME_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"event_na"
+    );
+    let started = std::time::Instant::now();
+    let status = raw_status_line(&app, head, std::time::Duration::from_secs(10)).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "answered at the timeout: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let app = TestApp::spawn_unreachable().await;
+    let head = format!("GET /health HTTP/1.1\r\nHost: t\r\nX-Padding: {}\r\n\r\n", "a".repeat(1024 * 1024));
+    let status = raw_status_line(&app, head, std::time::Duration::from_secs(10)).await;
+    assert!(status.is_empty() || status.starts_with("HTTP/1.1 431"), "refused or closed: {status:?}");
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let status = raw_status_line(
+        &app,
+        format!("GET /health HTTP/1.1\r\nHost: t\r\n{many}\r\n"),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(status.is_empty() || status.starts_with("HTTP/1.1 431"), "refused or closed: {status:?}");
+    // The server is still fine.
+    assert_eq!(send(app.client.get(app.url("/health"))).await.0, 200);
+}

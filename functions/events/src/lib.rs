@@ -64,7 +64,7 @@ fn single(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Err
         .and(platform::method::post())
         .and(authenticate(&state))
         .and(optional_header("idempotency-key"))
-        .and(json_body(MAX_EVENT_BODY_BYTES))
+        .and(json_body(MAX_EVENT_BODY_BYTES, state.config.request_body_timeout))
         .then(move |tenant, key, body| {
             let (state, sink) = (state.clone(), sink.clone());
             async move { ingest(&state, &sink, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
@@ -76,7 +76,7 @@ fn batch(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Erro
         .and(platform::method::post())
         .and(authenticate(&state))
         .and(optional_header("idempotency-key"))
-        .and(json_body(MAX_BATCH_BODY_BYTES))
+        .and(json_body(MAX_BATCH_BODY_BYTES, state.config.request_body_timeout))
         .then(move |tenant, key: Option<HeaderValue>, body| {
             let (state, sink) = (state.clone(), sink.clone());
             async move {

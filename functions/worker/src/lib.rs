@@ -23,12 +23,13 @@ pub const MAX_PUSH_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The routes of this function.
 pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
     let pool = state.pool.clone();
-    warp::path!("pubsub" / "push").and(platform::method::post()).and(json_body(MAX_PUSH_BODY_BYTES)).then(
-        move |body: serde_json::Value| {
+    warp::path!("pubsub" / "push")
+        .and(platform::method::post())
+        .and(json_body(MAX_PUSH_BODY_BYTES, state.config.request_body_timeout))
+        .then(move |body: serde_json::Value| {
             let pool = pool.clone();
             async move { persist(&pool, body).await.unwrap_or_else(|e| e.to_response()) }
-        },
-    )
+        })
 }
 
 /// Pub/Sub's push request.

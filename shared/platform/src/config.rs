@@ -59,6 +59,9 @@ pub struct Config {
     pub pool: PoolConfig,
     /// `MAX_FUTURE_SKEW_SECS`: how far ahead of the server clock an event may be. Default 3600.
     pub max_future_skew: Duration,
+    /// `REQUEST_BODY_TIMEOUT_SECS`: how long a client may take to send a request body (408
+    /// after that). Default 15.
+    pub request_body_timeout: Duration,
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM. Default 8
     /// (Cloud Run kills the container 10 s after SIGTERM).
     pub shutdown_grace: Duration,
@@ -82,6 +85,7 @@ impl fmt::Debug for Config {
             .field("pubsub_emulator_host", &self.pubsub_emulator_host)
             .field("pool", &self.pool)
             .field("max_future_skew", &self.max_future_skew)
+            .field("request_body_timeout", &self.request_body_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
             .finish()
@@ -181,6 +185,13 @@ impl Config {
                 statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", 5000)?,
             },
             max_future_skew: Duration::from_secs(parse(&get, "MAX_FUTURE_SKEW_SECS", 3600, "a number of seconds")?),
+            request_body_timeout: Duration::from_secs(parse_bounded(
+                &get,
+                "REQUEST_BODY_TIMEOUT_SECS",
+                15,
+                1..=300,
+                "a number of seconds",
+            )?),
             shutdown_grace: Duration::from_secs(parse_bounded(
                 &get,
                 "SHUTDOWN_GRACE_SECS",

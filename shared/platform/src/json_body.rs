@@ -3,6 +3,8 @@
 //! read; a chunked body is cut off as soon as it passes the limit), and parses JSON syntax.
 //! Field-level validation is the handler's; this only guarantees a JSON value.
 
+use std::time::Duration;
+
 use bytes::{Buf, BufMut, BytesMut};
 use futures_util::{Stream, StreamExt};
 use warp::http::HeaderValue;
@@ -10,11 +12,19 @@ use warp::{Filter, Rejection};
 
 use crate::ApiError;
 
-/// Extracts the body as a JSON value of at most `limit` bytes.
-pub fn json_body(limit: usize) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
+/// Extracts the body as a JSON value of at most `limit` bytes, read within `timeout`: a client
+/// that sends its body too slowly, or never finishes it, gets a 408 instead of holding a
+/// connection and a task for ever.
+pub fn json_body(
+    limit: usize,
+    timeout: Duration,
+) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length").and(content_type()).and(warp::body::stream()).and_then(
         move |declared: Option<u64>, content_type: Option<HeaderValue>, body| async move {
-            read_json(declared, content_type, body, limit).await.map_err(warp::reject::custom)
+            tokio::time::timeout(timeout, read_json(declared, content_type, body, limit))
+                .await
+                .unwrap_or(Err(ApiError::RequestTimeout))
+                .map_err(warp::reject::custom)
         },
     )
 }
