@@ -9,11 +9,11 @@ use libfuzzer_sys::fuzz_target;
 use platform::{ApiError, FieldError};
 use serde_json::Value;
 
-/// The envelope rules as the service applies them, with the one field error they give.
-fn envelope(body: Value) -> Result<Vec<Value>, FieldError> {
+/// The envelope rules as the service applies them, with the field errors they give.
+fn envelope(body: Value) -> Result<Vec<Value>, Vec<FieldError>> {
     events::batch_items(body).map_err(|error| match error {
-        ApiError::Validation(mut errors) if errors.len() == 1 => errors.remove(0),
-        other => panic!("an envelope error that is not one field error: {other:?}"),
+        ApiError::Validation(errors) if !errors.is_empty() => errors,
+        other => panic!("an envelope error that is not a list of field errors: {other:?}"),
     })
 }
 
@@ -21,16 +21,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<Value>(data) else { return };
     let items = match envelope(body.clone()) {
         Ok(items) => items,
-        Err(error) => {
-            assert!(!error.message.is_empty());
-            assert!(
-                !error.field.is_empty(),
-                "an envelope error without a field name: {error:?}"
-            );
-            let named = error.field == "body"
-                || error.field == "events"
-                || body.as_object().is_some_and(|o| o.contains_key(&error.field));
-            assert!(named, "envelope error names a field the body does not have: {error:?}");
+        Err(errors) => {
+            for error in errors {
+                assert!(!error.message.is_empty());
+                assert!(!error.field.is_empty(), "an envelope error without a field name: {error:?}");
+                let named = error.field == "body"
+                    || error.field == "events"
+                    || body.as_object().is_some_and(|o| o.contains_key(&error.field));
+                assert!(named, "envelope error names a field the body does not have: {error:?}");
+            }
             return;
         }
     };

@@ -49,10 +49,7 @@ fuzz_target!(|raw: &str| {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
             for error in &errors {
                 assert!(!error.message.is_empty(), "{error:?}");
-                assert!(
-                    !error.field.is_empty(),
-                    "an error without a field name for {raw:?}: {errors:?}"
-                );
+                assert!(!error.field.is_empty(), "an error without a field name for {raw:?}: {errors:?}");
                 let named = error.field == "query"
                     || PARAMETERS.contains(&error.field.as_str())
                     || pairs.iter().any(|(k, _)| k == &error.field);

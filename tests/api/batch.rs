@@ -86,6 +86,12 @@ async fn a_bad_envelope_is_a_400() {
         assert_eq!(status, 400, "{problem}");
         assert_eq!(error_fields(&problem), [field], "{problem}");
     }
+    // Every broken envelope rule is named, each once.
+    let (status, problem) = post_batch(&app, ACME_KEY, &json!({"extra": 1, "": 2, "x": 3})).await;
+    assert_eq!(
+        (status, error_fields(&problem)),
+        (400, vec!["body".into(), "extra".into(), "x".into(), "events".into()])
+    );
     let request = app
         .client
         .post(app.url("/events/batch"))

@@ -172,6 +172,7 @@ async fn every_metrics_parameter_rule_is_enforced() {
         ),
         (vec![("event_name", "a"), ("from", from), ("to", to), ("tenant_id", "globex")], &["tenant_id"]),
         (vec![("event_name", "a"), ("from", from), ("to", to), ("", "1")], &["query"]),
+        (vec![("event_name", "a"), ("from", from), ("to", to), ("", "1"), ("", "2")], &["query"]),
         (vec![("event_name", "a"), ("event_name", "b"), ("from", from), ("to", to)], &["event_name"]),
     ];
     for (query, fields) in cases {

@@ -44,14 +44,15 @@ enum Sink {
 }
 
 /// The routes of this function. Inline, starts the group-commit writer for single events with
-/// as many statements in flight as the pool has connections; in `pubsub` mode, builds the
+/// `INGEST_FLUSHERS` statements in flight; in `pubsub` mode, builds the
 /// publisher (which fails without credentials).
 pub fn routes(
     state: &AppState,
 ) -> Result<impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<>, ConfigError> {
     let sink = match state.config.ingest_mode {
         IngestMode::Inline => {
-            let flushers = usize::try_from(state.config.pool.max_size).unwrap_or(1);
+            let pool_size = usize::try_from(state.config.pool.max_size).unwrap_or(1);
+            let flushers = state.config.ingest_flushers.min(pool_size);
             Sink::Inline(BatchingWriter::spawn(state.pool.clone(), flushers, MAX_GROUP_COMMIT))
         }
         IngestMode::PubSub => Sink::PubSub(Publisher::from_config(&state.config)?),
@@ -201,15 +202,30 @@ pub fn batch_items(body: serde_json::Value) -> Result<Vec<serde_json::Value>, Ap
     let serde_json::Value::Object(mut envelope) = body else {
         return Err(ApiError::invalid("body", "must be a JSON object with an `events` array"));
     };
-    if let Some(unknown) = envelope.keys().find(|k| k.as_str() != "events") {
-        return Err(ApiError::Validation(vec![FieldError::unknown(unknown, "body")]));
-    }
-    match envelope.remove("events") {
-        Some(serde_json::Value::Array(items)) if (1..=MAX_BATCH_EVENTS).contains(&items.len()) => Ok(items),
-        Some(serde_json::Value::Array(_)) => {
-            Err(ApiError::invalid("events", format!("must hold 1 to {MAX_BATCH_EVENTS} events")))
+    // Every broken rule of the envelope, each once.
+    let mut errors: Vec<FieldError> = Vec::new();
+    for unknown in envelope.keys().filter(|k| k.as_str() != "events").map(|k| FieldError::unknown(k, "body")) {
+        if !errors.iter().any(|e| e.field == unknown.field) {
+            errors.push(unknown);
         }
-        Some(_) => Err(ApiError::invalid("events", "must be an array of events")),
-        None => Err(ApiError::invalid("events", "is required")),
+    }
+    let items = match envelope.remove("events") {
+        Some(serde_json::Value::Array(items)) if (1..=MAX_BATCH_EVENTS).contains(&items.len()) => Some(items),
+        Some(serde_json::Value::Array(_)) => {
+            errors.push(FieldError::new("events", format!("must hold 1 to {MAX_BATCH_EVENTS} events")));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new("events", "must be an array of events"));
+            None
+        }
+        None => {
+            errors.push(FieldError::new("events", "is required"));
+            None
+        }
+    };
+    match items {
+        Some(items) if errors.is_empty() => Ok(items),
+        _ => Err(ApiError::Validation(errors)),
     }
 }

@@ -54,8 +54,9 @@ pub fn parse_query(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
     let to = value_of("to");
     let interval = value_of("interval");
     for (key, _) in &pairs {
-        if !PARAMETERS.contains(&key.as_str()) && !errors.iter().any(|e| &e.field == key) {
-            errors.push(FieldError::unknown(key, "query"));
+        let unknown = FieldError::unknown(key, "query");
+        if !PARAMETERS.contains(&key.as_str()) && !errors.iter().any(|e| e.field == unknown.field) {
+            errors.push(unknown);
         }
     }
 

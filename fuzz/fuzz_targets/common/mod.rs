@@ -106,10 +106,7 @@ pub fn check_rejected(body: &Value, errors: &[FieldError]) {
     assert!(!errors.is_empty(), "an Err with no errors for {body}");
     let mut seen = std::collections::HashSet::new();
     for error in errors {
-        assert!(
-            !error.field.is_empty(),
-            "an error without a field name: {error:?}"
-        );
+        assert!(!error.field.is_empty(), "an error without a field name: {error:?}");
         assert!(!error.message.is_empty(), "an error without a message: {error:?}");
         assert!(seen.insert(error.field.as_str()), "field {:?} reported twice: {errors:?}", error.field);
         let known = error.field == "body"

@@ -44,6 +44,10 @@ pub struct Config {
     pub secret_manager_endpoint: Option<String>,
     /// `GOOGLE_CLOUD_PROJECT`: the project that log lines' trace ids belong to.
     pub google_cloud_project: Option<String>,
+    /// `INGEST_FLUSHERS`: how many group-commit statements for single events may be in flight
+    /// at once (at most the pool size). Default 2: fewer statements in flight carry more events
+    /// each, and each pays one commit.
+    pub ingest_flushers: usize,
     /// `INGEST_MODE`: `inline` (default) or `pubsub`.
     pub ingest_mode: IngestMode,
     /// `PUBSUB_TOPIC`: `projects/<p>/topics/<t>`, where `events` publishes in `pubsub` mode.
@@ -80,6 +84,7 @@ impl fmt::Debug for Config {
             .field("secret_manager_endpoint", &self.secret_manager_endpoint)
             .field("google_cloud_project", &self.google_cloud_project)
             .field("rate_limit", &self.rate_limit)
+            .field("ingest_flushers", &self.ingest_flushers)
             .field("ingest_mode", &self.ingest_mode)
             .field("pubsub_topic", &self.pubsub_topic)
             .field("pubsub_emulator_host", &self.pubsub_emulator_host)
@@ -149,6 +154,7 @@ impl Config {
             )?),
             secret_manager_endpoint: get("SECRET_MANAGER_ENDPOINT"),
             google_cloud_project: get("GOOGLE_CLOUD_PROJECT"),
+            ingest_flushers: parse_bounded(&get, "INGEST_FLUSHERS", 2, 1..=1000, "a number of statements")?,
             ingest_mode: match get("INGEST_MODE").as_deref() {
                 None | Some("inline") => IngestMode::Inline,
                 Some("pubsub") => IngestMode::PubSub,

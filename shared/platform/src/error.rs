@@ -56,9 +56,10 @@ pub enum ApiError {
     RequestTimeout,
     #[error("event {event_id:?} was already stored with a different payload")]
     KeyReused { event_id: String },
-    /// The database (or another dependency) cannot serve now; the reason is logged, not shown.
+    /// The tenant is over its rate limit.
     #[error("too many requests for this tenant; retry after {} s", retry_after_secs)]
     RateLimited { limit: u32, retry_after_secs: u64 },
+    /// The database (or another dependency) cannot serve now; the reason is logged, not shown.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable(String),
     #[error("internal error")]
