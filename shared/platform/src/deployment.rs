@@ -40,9 +40,7 @@ impl Deployment {
     /// Reads the environment, starts logging, loads the tenant keys and builds the pool.
     /// Errors name the variable.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        telemetry::init(&config);
-        let pool = data::connect_pool(config.require_database_url()?, &config.pool);
+        let (config, pool) = config_and_pool()?;
         let keys = crate::key_source::load_tenant_keys(&config, None).await?;
         Ok(Self { state: AppState::new(pool, keys, config) })
     }
@@ -50,9 +48,7 @@ impl Deployment {
     /// Like `from_env`, for a function no tenant calls (the Pub/Sub worker): no keys are loaded
     /// and every key is refused.
     pub fn from_env_without_tenant_keys() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        telemetry::init(&config);
-        let pool = data::connect_pool(config.require_database_url()?, &config.pool);
+        let (config, pool) = config_and_pool()?;
         Ok(Self { state: AppState::new(pool, TenantKeys::none(), config) })
     }
 
@@ -76,6 +72,14 @@ impl Deployment {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     }
+}
+
+/// The start every deployed function shares: config, logging, then the (lazy) pool.
+fn config_and_pool() -> Result<(Config, Pool), ConfigError> {
+    let config = Config::from_env()?;
+    telemetry::init(&config);
+    let pool = data::connect_pool(config.require_database_url()?, &config.pool);
+    Ok((config, pool))
 }
 
 /// Prints a start-up error as one line and returns the failure exit code.
