@@ -64,7 +64,7 @@ fn single(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Err
     warp::path!("events")
         .and(platform::method::post())
         .and(authenticate(&state))
-        .and(optional_header("idempotency-key"))
+        .and(platform::header::optional("idempotency-key"))
         .and(json_body(MAX_EVENT_BODY_BYTES, state.config.request_body_timeout))
         .then(move |tenant, key, body| {
             let (state, sink) = (state.clone(), sink.clone());
@@ -76,7 +76,7 @@ fn batch(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Erro
     warp::path!("events" / "batch")
         .and(platform::method::post())
         .and(authenticate(&state))
-        .and(optional_header("idempotency-key"))
+        .and(platform::header::optional("idempotency-key"))
         .and(json_body(MAX_BATCH_BODY_BYTES, state.config.request_body_timeout))
         .then(move |tenant, key: Option<HeaderValue>, body| {
             let (state, sink) = (state.clone(), sink.clone());
@@ -88,12 +88,6 @@ fn batch(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Erro
                 ingest_batch(&state, &sink, tenant, body).await.unwrap_or_else(|e| e.to_response())
             }
         })
-}
-
-fn optional_header(
-    name: &'static str,
-) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
-    warp::header::value(name).map(Some).or(warp::any().map(|| None)).unify()
 }
 
 async fn ingest(

@@ -19,18 +19,15 @@ pub fn json_body(
     limit: usize,
     timeout: Duration,
 ) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
-    warp::header::optional::<u64>("content-length").and(content_type()).and(warp::body::stream()).and_then(
-        move |declared: Option<u64>, content_type: Option<HeaderValue>, body| async move {
+    warp::header::optional::<u64>("content-length")
+        .and(crate::header::optional("content-type"))
+        .and(warp::body::stream())
+        .and_then(move |declared: Option<u64>, content_type: Option<HeaderValue>, body| async move {
             tokio::time::timeout(timeout, read_json(declared, content_type, body, limit))
                 .await
                 .unwrap_or(Err(ApiError::RequestTimeout))
                 .map_err(warp::reject::custom)
-        },
-    )
-}
-
-fn content_type() -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
-    warp::header::value("content-type").map(Some).or(warp::any().map(|| None)).unify()
+        })
 }
 
 async fn read_json<S, B>(

@@ -5,6 +5,7 @@ pub mod config;
 pub mod deployment;
 pub mod error;
 pub mod fields;
+pub mod header;
 pub mod json_body;
 pub mod key_source;
 pub mod method;
