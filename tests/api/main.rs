@@ -14,5 +14,6 @@ mod outage;
 mod pubsub;
 mod rollups;
 mod secrets;
+mod statements;
 mod validation;
 mod worker;

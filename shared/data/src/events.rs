@@ -8,6 +8,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, Nullable, Text, Times
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
 
+use crate::prepared::prepared;
 use crate::schema::events;
 use crate::{DataError, Pool};
 
@@ -192,15 +193,17 @@ async fn insert_unnest(
     let times: Vec<DateTime<Utc>> = which.iter().map(|&i| events[i].occurred_at).collect();
     let properties: Vec<Option<&serde_json::Value>> = which.iter().map(|&i| events[i].properties.as_ref()).collect();
     let hashes: Vec<&[u8]> = which.iter().map(|&i| events[i].payload_hash.as_slice()).collect();
-    Ok(diesel::sql_query(INSERT_UNNEST)
-        .bind::<Array<Text>, _>(tenant_ids)
-        .bind::<Array<Text>, _>(event_ids)
-        .bind::<Array<Text>, _>(names)
-        .bind::<Array<Timestamptz>, _>(times)
-        .bind::<Array<Nullable<Jsonb>>, _>(properties)
-        .bind::<Array<Bytea>, _>(hashes)
-        .load(conn)
-        .await?)
+    Ok(prepared(
+        diesel::sql_query(INSERT_UNNEST)
+            .bind::<Array<Text>, _>(tenant_ids)
+            .bind::<Array<Text>, _>(event_ids)
+            .bind::<Array<Text>, _>(names)
+            .bind::<Array<Timestamptz>, _>(times)
+            .bind::<Array<Nullable<Jsonb>>, _>(properties)
+            .bind::<Array<Bytea>, _>(hashes),
+    )
+    .load(conn)
+    .await?)
 }
 
 /// The stored event with this identity, if any.
@@ -267,8 +270,11 @@ macro_rules! bind_segments {
 }
 
 /// The per-segment sources, each yielding `(b, n)`: `b` a timestamp in the segment, `n` a count.
-/// `$13` is the bucket width for `date_trunc`.
-const SEGMENT_SOURCES: &str = "\
+/// `$13` is the bucket width for `date_trunc`. A macro, so that the statements built on it are
+/// constants too (see `prepared`).
+macro_rules! segment_sources {
+    () => {
+        "\
     SELECT date_trunc($13, occurred_at, 'UTC') AS b, count(*) AS n FROM events
         WHERE tenant_id = $1 AND event_name = $2 AND occurred_at >= $3 AND occurred_at < $4 GROUP BY 1
     UNION ALL SELECT date_trunc($13, bucket, 'UTC'), count FROM event_counts_minute
@@ -278,7 +284,9 @@ const SEGMENT_SOURCES: &str = "\
     UNION ALL SELECT date_trunc($13, bucket, 'UTC'), count FROM event_counts_minute
         WHERE tenant_id = $1 AND event_name = $2 AND bucket >= $9 AND bucket < $10
     UNION ALL SELECT date_trunc($13, occurred_at, 'UTC'), count(*) FROM events
-        WHERE tenant_id = $1 AND event_name = $2 AND occurred_at >= $11 AND occurred_at < $12 GROUP BY 1";
+        WHERE tenant_id = $1 AND event_name = $2 AND occurred_at >= $11 AND occurred_at < $12 GROUP BY 1"
+    };
+}
 
 #[derive(QueryableByName)]
 struct CountRow {
@@ -298,9 +306,11 @@ pub async fn count_in_window(
 ) -> Result<i64, DataError> {
     let mut conn = pool.get().await?;
     let segments = Segments::of(from, to, true);
-    let query = diesel::sql_query(format!("SELECT COALESCE(sum(n), 0)::bigint AS count FROM ({SEGMENT_SOURCES}) s"));
-    let row: CountRow =
-        bind_segments!(query, tenant_id, event_name, segments).bind::<Text, _>("minute").get_result(&mut conn).await?;
+    let query =
+        diesel::sql_query(concat!("SELECT COALESCE(sum(n), 0)::bigint AS count FROM (", segment_sources!(), ") s"));
+    let row: CountRow = prepared(bind_segments!(query, tenant_id, event_name, segments).bind::<Text, _>("minute"))
+        .get_result(&mut conn)
+        .await?;
     Ok(row.count)
 }
 
@@ -387,13 +397,15 @@ pub async fn count_buckets(
 ) -> Result<Vec<Bucket>, DataError> {
     let mut conn = pool.get().await?;
     let segments = Segments::of(from, to, interval != Interval::Minute);
-    let query = diesel::sql_query(format!(
-        "SELECT b AS start, sum(n)::bigint AS count FROM ({SEGMENT_SOURCES}) s GROUP BY b ORDER BY b"
+    let query = diesel::sql_query(concat!(
+        "SELECT b AS start, sum(n)::bigint AS count FROM (",
+        segment_sources!(),
+        ") s GROUP BY b ORDER BY b"
     ));
-    let rows: Vec<BucketRow> = bind_segments!(query, tenant_id, event_name, segments)
-        .bind::<Text, _>(interval.as_str())
-        .load(&mut conn)
-        .await?;
+    let rows: Vec<BucketRow> =
+        prepared(bind_segments!(query, tenant_id, event_name, segments).bind::<Text, _>(interval.as_str()))
+            .load(&mut conn)
+            .await?;
     Ok(zero_filled(rows, from, to, interval))
 }
 

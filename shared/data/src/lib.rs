@@ -5,6 +5,7 @@ mod events;
 mod message;
 mod migrations;
 mod pool;
+mod prepared;
 pub mod schema;
 mod writer;
 

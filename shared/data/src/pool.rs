@@ -61,6 +61,6 @@ pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Pool {
 /// `SELECT 1` on a pooled connection: the readiness check.
 pub async fn ping(pool: &Pool) -> Result<(), DataError> {
     let mut conn = pool.get().await?;
-    diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+    crate::prepared::prepared(diesel::sql_query("SELECT 1")).execute(&mut conn).await?;
     Ok(())
 }

@@ -45,8 +45,10 @@ pub struct Config {
     /// `GOOGLE_CLOUD_PROJECT`: the project that log lines' trace ids belong to.
     pub google_cloud_project: Option<String>,
     /// `INGEST_FLUSHERS`: how many group-commit statements for single events may be in flight
-    /// at once (at most the pool size). Default 2: fewer statements in flight carry more events
-    /// each, and each pays one commit.
+    /// at once (at most the pool size). Default 1: the statement then carries everything that
+    /// arrived while the previous one was written. With a second flusher idle, it takes each
+    /// first arrival almost alone (measured: 9.6k events/s with 2 against 20.3k/s with 1, at
+    /// 16 clients on 2 cores).
     pub ingest_flushers: usize,
     /// `INGEST_MODE`: `inline` (default) or `pubsub`.
     pub ingest_mode: IngestMode,
@@ -154,7 +156,7 @@ impl Config {
             )?),
             secret_manager_endpoint: get("SECRET_MANAGER_ENDPOINT"),
             google_cloud_project: get("GOOGLE_CLOUD_PROJECT"),
-            ingest_flushers: parse_bounded(&get, "INGEST_FLUSHERS", 2, 1..=1000, "a number of statements")?,
+            ingest_flushers: parse_bounded(&get, "INGEST_FLUSHERS", 1, 1..=1000, "a number of statements")?,
             ingest_mode: match get("INGEST_MODE").as_deref() {
                 None | Some("inline") => IngestMode::Inline,
                 Some("pubsub") => IngestMode::PubSub,

@@ -1,0 +1,51 @@
+//! The data crate's raw statements are prepared once per connection and reused, not parsed and
+//! planned again on every call (diesel's `sql_query` alone would never cache them).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+
+use data::{Interval, NewEvent, PoolConfig};
+
+use crate::harness::TestDatabase;
+
+#[derive(QueryableByName)]
+struct Prepared {
+    #[diesel(sql_type = Text)]
+    statement: String,
+    #[diesel(sql_type = BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = BigInt)]
+    custom_plans: i64,
+}
+
+#[tokio::test]
+async fn insert_and_counts_reuse_one_prepared_statement_each() {
+    let db = TestDatabase::create().await;
+    // One connection, so every call below runs on the session whose statements are listed.
+    let pool = data::connect_pool(&db.url, &PoolConfig { max_size: 1, ..PoolConfig::default() });
+    let from: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().expect("valid");
+    let to = from + TimeDelta::hours(3);
+    for i in 0..7 {
+        let event = NewEvent::new("acme".into(), format!("e-{i}"), "tick".into(), from + TimeDelta::minutes(i), None);
+        data::insert_idempotent(&pool, &[event]).await.expect("insert");
+        assert_eq!(data::count_in_window(&pool, "acme", "tick", from, to).await.expect("count"), i + 1);
+        let buckets = data::count_buckets(&pool, "acme", "tick", from, to, Interval::Hour).await.expect("buckets");
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<i64>(), i + 1);
+    }
+
+    let mut conn = pool.get().await.expect("connection");
+    let prepared: Vec<Prepared> = diesel::sql_query(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements ORDER BY statement",
+    )
+    .load(&mut *conn)
+    .await
+    .expect("list prepared statements");
+    let uses = |needle: &str| -> Vec<i64> {
+        prepared.iter().filter(|p| p.statement.contains(needle)).map(|p| p.generic_plans + p.custom_plans).collect()
+    };
+    assert_eq!(uses("INSERT INTO events"), vec![7], "one insert statement, run 7 times");
+    assert_eq!(uses("COALESCE(sum(n), 0)"), vec![7], "one window count statement, run 7 times");
+    assert_eq!(uses("GROUP BY b ORDER BY b"), vec![7], "one bucket count statement, run 7 times");
+}
