@@ -271,9 +271,9 @@ variable "migrate_timeout_seconds" {
 # ---- Pub/Sub -------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {
-  description = "Push deliveries to the worker before a message goes to the dead-letter topic (5-100)."
+  description = "Push deliveries to the worker before a message goes to the dead-letter topic (5-100). Failed pushes during a database outage count too: with the default backoff, 15 attempts ride out about 1.5 hours of outage (5 would dead-letter after about 2.5 minutes)."
   type        = number
-  default     = 5
+  default     = 15
 
   validation {
     condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
@@ -296,7 +296,7 @@ variable "retry_minimum_backoff" {
 variable "retry_maximum_backoff" {
   description = "Maximum backoff between redeliveries of a nacked message (duration, at most \"600s\")."
   type        = string
-  default     = "300s"
+  default     = "600s"
 }
 
 # ---- load balancer -------------------------------------------------------------------------

@@ -292,7 +292,11 @@ impl Process {
     /// Starts `name` on a free port and waits for `/health`; if it exits first, returns its
     /// exit code and everything it printed.
     pub async fn start(name: &str, vars: &[(&str, &str)]) -> Result<Self, (Option<i32>, String)> {
-        let port = free_port();
+        Self::start_at(name, free_port(), vars).await
+    }
+
+    /// As `start`, on `port`.
+    pub async fn start_at(name: &str, port: u16, vars: &[(&str, &str)]) -> Result<Self, (Option<i32>, String)> {
         let mut child = tokio::process::Command::new(binary(name))
             .env_clear()
             .env("PORT", port.to_string())
