@@ -15,6 +15,8 @@ usage: bench [flags]
   --clients LIST        single-event concurrencies, comma-separated; default 1,4,16,64
   --batch-clients LIST  /events/batch concurrencies; default 4,16
   --batch-sizes LIST    events per /events/batch request; default 100,1000
+  --async-clients LIST  concurrencies of the async point (events in pubsub mode on the emulator,
+                        the worker storing); empty to skip it; default 16
   --pool-size N         DB_POOL_SIZE of the services; default 32
   --copy-rows N         rows per COPY measurement; default 400000
   --metrics-rows N      rows loaded for the /metrics measurement; default 10000000
@@ -40,6 +42,7 @@ pub struct Args {
     pub clients: Vec<usize>,
     pub batch_clients: Vec<usize>,
     pub batch_sizes: Vec<usize>,
+    pub async_clients: Vec<usize>,
     pub pool_size: u32,
     pub copy_rows: usize,
     pub metrics_rows: u64,
@@ -75,6 +78,10 @@ impl Args {
                 "--runs" => args.runs = count(&flag, &value()?)?,
                 "--clients" => args.clients = list(&flag, &value()?)?,
                 "--batch-clients" => args.batch_clients = list(&flag, &value()?)?,
+                "--async-clients" => {
+                    let clients = value()?;
+                    args.async_clients = if clients.is_empty() { Vec::new() } else { list(&flag, &clients)? };
+                }
                 "--batch-sizes" => {
                     args.batch_sizes = list(&flag, &value()?)?;
                     if args.batch_sizes.iter().any(|&n| n > 1000) {
@@ -101,6 +108,7 @@ impl Args {
             clients: vec![1, 4, 16, 64],
             batch_clients: vec![4, 16],
             batch_sizes: vec![100, 1000],
+            async_clients: vec![16],
             pool_size: 32,
             copy_rows: 400_000,
             metrics_rows: 10_000_000,

@@ -48,6 +48,8 @@ pub struct Measured {
 pub enum Workload {
     /// `POST /events`, one event, a unique `Idempotency-Key`; expects 201.
     Single,
+    /// The same against `events` in `pubsub` mode; expects 202.
+    Accepted,
     /// `POST /events/batch` of `size` new events (unique `event_id`s); expects 200 with every
     /// result `created`.
     Batch { size: usize },
@@ -139,7 +141,7 @@ async fn client(id: usize, spec: Arc<LoadSpec>, timestamp: String, from: Instant
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     let mut seq: u64 = 0;
     let expected_events = match spec.workload {
-        Workload::Single => 1,
+        Workload::Single | Workload::Accepted => 1,
         Workload::Batch { size } => size as u64,
     };
     while Instant::now() < to {
@@ -165,6 +167,7 @@ async fn client(id: usize, spec: Arc<LoadSpec>, timestamp: String, from: Instant
             Ok(Ok((status, body))) => {
                 let ok = match spec.workload {
                     Workload::Single => status == 201,
+                    Workload::Accepted => status == 202,
                     Workload::Batch { .. } => status == 200 && count_created(&body) == expected_events,
                 };
                 if !measured {
@@ -210,7 +213,7 @@ fn build_request(spec: &LoadSpec, id: usize, seq: u64, timestamp: &str) -> Reque
         .header("x-api-key", API_KEY)
         .method(Method::POST);
     let (builder, body) = match spec.workload {
-        Workload::Single => (
+        Workload::Single | Workload::Accepted => (
             builder.uri("/events").header("idempotency-key", format!("{tag}-{id}-{seq}")),
             format!(r#"{{"event_name":"bench_event","timestamp":"{timestamp}","properties":{{"n":{seq}}}}}"#),
         ),

@@ -16,6 +16,7 @@ mod metrics;
 mod pgbench;
 mod plot;
 mod probe;
+mod pubsub;
 mod report;
 mod results;
 mod stack;
@@ -76,6 +77,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         args: args.clone(),
         machine,
         single: Vec::new(),
+        async_runs: Vec::new(),
         batch: Vec::new(),
         copy: Vec::new(),
         metrics_load: None,
@@ -105,6 +107,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     single_points(&stack, args, &mut results);
     std::thread::sleep(Duration::from_secs(1));
     results.footprint.events_rss_after_load_kib = probe::rss_kib(stack.events.pid());
+    async_points(&stack, args, &mut results);
     batch_points(&stack, args, &mut results);
     copy_points(&stack, args, &mut results);
     if args.skip_metrics {
@@ -236,6 +239,36 @@ fn single_points(stack: &Stack, args: &Args, results: &mut Results) {
                 bare.and_then(|b| keep(b, &format!("pgbench single-row bare, {clients} clients, run {run}"), failures));
             let service = keep(svc, &format!("service POST /events, {clients} clients, run {run}"), failures);
             results.single.push(SingleRun { clients, pgbench, pgbench_bare, service });
+        }
+    }
+}
+
+fn async_points(stack: &Stack, args: &Args, results: &mut Results) {
+    if args.async_clients.is_empty() {
+        return;
+    }
+    let async_stack = match pubsub::AsyncStack::start(stack) {
+        Ok(async_stack) => async_stack,
+        Err(err) => return results.failures.push(format!("async ingestion: {err:#}")),
+    };
+    for run in 1..=args.runs {
+        for &clients in &args.async_clients {
+            wait_until_quiet(args);
+            eprintln!("bench: async ingestion (pubsub), run {run}/{}, {clients} clients", args.runs);
+            let tag = format!("a{clients}r{run}");
+            match pubsub::point(stack, &async_stack, clients, args.warmup, args.duration, tag) {
+                Ok(point) => {
+                    log_point("events (pubsub) POST /events", &Ok(point.accepted.clone()));
+                    eprintln!(
+                        "bench:   202 to countable: {} probes, {} failed; drained {:.1} s after the load",
+                        point.countable_ms.len(),
+                        point.probes_failed,
+                        point.drain.as_secs_f64()
+                    );
+                    results.async_runs.push(point);
+                }
+                Err(err) => results.failures.push(format!("async ingestion, {clients} clients, run {run}: {err:#}")),
+            }
         }
     }
 }

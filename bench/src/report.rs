@@ -14,6 +14,7 @@ pub fn render(r: &Results) -> String {
     header(&mut out, r);
     summary(&mut out, r);
     single(&mut out, r);
+    asynchronous(&mut out, r);
     batch(&mut out, r);
     metrics(&mut out, r);
     footprint(&mut out, r);
@@ -111,6 +112,61 @@ fn verdict(ok: Option<bool>) -> &'static str {
         Some(false) => "**missed**",
         None => "not measured",
     }
+}
+
+fn asynchronous(out: &mut String, r: &Results) {
+    if r.async_runs.is_empty() {
+        return;
+    }
+    w!(out, "## Async ingestion (`INGEST_MODE=pubsub`), on the Pub/Sub emulator\n");
+    w!(
+        out,
+        "A second release `events` in `pubsub` mode publishes each event to the emulator from the gcloud SDK \
+         (answering 202 once it holds the message); the emulator pushes to the release `worker`, which stores it \
+         with the same insert as inline mode. Load as for single events (`POST /events`, a new key per request, \
+         202 expected). Meanwhile a probe sends one event of a name of its own every {} ms and polls `/metrics` \
+         every 2 ms until it is counted: that is the 202-to-countable time under this load. The emulator is a \
+         test double (Java, on the same two cores), not Pub/Sub's service: its throughput and latency say little \
+         about production's.\n",
+        crate::pubsub::PROBE_EVERY.as_millis()
+    );
+    w!(
+        out,
+        "| clients | accepted events/s | 202 p50 ms | 202 p99 ms | errors | probes | 202 → countable p50 ms | p99 ms | max ms | probes not counted | backlog stored after the load ended, s |"
+    );
+    w!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for &c in &r.args.async_clients {
+        let runs: Vec<_> = r.async_runs.iter().filter(|x| x.clients == c).collect();
+        let of = |f: &dyn Fn(&crate::results::AsyncRun) -> f64| Spread::of(runs.iter().map(|x| f(x)));
+        let quantile = |q: f64| of(&|x| crate::stats::quantile(&x.countable_ms, q));
+        w!(
+            out,
+            "| {c} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            show(of(&|x| x.accepted.events_per_s), rate),
+            show(of(&|x| x.accepted.p50_ms), ms),
+            show(of(&|x| x.accepted.p99_ms), ms),
+            runs.iter().map(|x| x.accepted.errors).sum::<u64>(),
+            runs.iter().map(|x| x.countable_ms.len()).sum::<usize>(),
+            show(quantile(0.5), ms),
+            show(quantile(0.99), ms),
+            show(quantile(1.0), ms),
+            runs.iter().map(|x| x.probes_failed).sum::<usize>(),
+            show(of(&|x| x.drain.as_secs_f64()), |s| format!("{s:.1}")),
+        );
+    }
+    w!(out, "\nCPU (share of the whole machine; \"everything else\" holds the worker and the emulator), medians:\n");
+    cpu_header(out);
+    for &c in &r.args.async_clients {
+        let runs: Vec<&Measured> = r.async_runs.iter().filter(|x| x.clients == c).map(|x| &x.accepted).collect();
+        cpu_row(out, &format!("events (pubsub), {}", clients(c)), &runs, "bench", r.machine.cores);
+    }
+    let worker_rss = r.async_runs.iter().filter_map(|x| x.worker_rss_kib).max();
+    w!(
+        out,
+        "\n`worker` RSS after storing the backlog (highest over runs): {}.",
+        worker_rss.map_or("–".to_owned(), mib)
+    );
+    errors_seen(out, r.async_runs.iter().map(|x| &x.accepted));
 }
 
 fn summary(out: &mut String, r: &Results) {

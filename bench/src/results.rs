@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::cli::Args;
 use crate::load::Measured;
 use crate::metrics::{Loaded, QueryResult};
+pub use crate::pubsub::AsyncRun;
 use crate::stats::Spread;
 
 /// One run of a single-event point: pgbench and the service at the same concurrency,
@@ -75,6 +76,7 @@ pub struct Results {
     pub args: Args,
     pub machine: Machine,
     pub single: Vec<SingleRun>,
+    pub async_runs: Vec<AsyncRun>,
     pub batch: Vec<BatchRun>,
     pub copy: Vec<CopyRun>,
     pub metrics_load: Option<Loaded>,

@@ -89,7 +89,7 @@ impl Stack {
             None
         };
 
-        let start = |name: &str| Service::start(bin_dir, name, &db_url, pool_size, scratch.path());
+        let start = |name: &str| Service::start(bin_dir, name, name, &db_url, pool_size, scratch.path(), &[]);
         let events = start("events")?;
         let metrics = start("metrics")?;
         let health = start("health")?;
@@ -142,9 +142,18 @@ pub struct Service {
 }
 
 impl Service {
-    fn start(bin_dir: &Path, name: &str, db_url: &str, pool_size: u32, scratch: &Path) -> anyhow::Result<Self> {
+    /// Starts binary `name` with the benchmark's settings plus `vars`; `label` names its log.
+    pub fn start(
+        bin_dir: &Path,
+        name: &str,
+        label: &str,
+        db_url: &str,
+        pool_size: u32,
+        scratch: &Path,
+        vars: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let log = scratch.join(format!("{name}.stderr.log"));
+        let log = scratch.join(format!("{label}.stderr.log"));
         let stderr = std::fs::File::create(&log).context("creating a service log")?;
         let child = Command::new(bin_dir.join(name))
             .env("PORT", port.to_string())
@@ -156,12 +165,13 @@ impl Service {
             // is paid for, the disk is not.
             .env("LOG_FORMAT", "json")
             .env_remove("RUST_LOG")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        Ok(Self { name: name.to_owned(), port, child, log })
+        Ok(Self { name: label.to_owned(), port, child, log })
     }
 
     pub fn pid(&self) -> u32 {
@@ -208,19 +218,67 @@ pub fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
 
 /// A blocking `GET path` on 127.0.0.1:port, one connection: the status code and body.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http(port, "GET", path, &[], "")
+}
+
+/// A blocking request on 127.0.0.1:port, one connection: the status code and body.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_nodelay(true)?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    // Read to the end of the body by its Content-Length: not every server (the Pub/Sub
+    // emulator) closes the connection after the response, `Connection: close` or not.
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut chunk)? {
+            0 => return Err(std::io::Error::other("connection closed before the response head")),
+            n => response.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::other("no HTTP status line"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
-    Ok((status, body))
+    let length = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok()).flatten()
+    });
+    match length {
+        Some(length) => {
+            while response.len() < head_end + length {
+                match stream.read(&mut chunk)? {
+                    0 => break,
+                    n => response.extend_from_slice(&chunk[..n]),
+                }
+            }
+        }
+        None => {
+            stream.read_to_end(&mut response)?;
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&response[head_end..]).into_owned()))
 }
 
 /// Polls `GET /health` until it answers 200; returns when it first did.

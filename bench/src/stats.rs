@@ -32,6 +32,17 @@ impl Spread {
     }
 }
 
+/// The `q` quantile (0..=1, nearest rank) of `values`; NaN when there are none.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
 /// `show` for an optional spread: a dash when nothing was measured.
 pub fn show(spread: Option<Spread>, format: fn(f64) -> String) -> String {
     spread.map_or_else(|| "–".to_owned(), |s| s.show(format))
