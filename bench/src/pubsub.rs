@@ -118,47 +118,47 @@ pub fn point(
     Ok(AsyncRun { clients, accepted, countable_ms, probes_failed, drain, worker_rss_kib })
 }
 
-/// Sends a probe event (a name of its own) every `PROBE_EVERY` and polls `/metrics` until it is
-/// counted; returns the 202-to-countable times in ms and the number of failed probes.
+/// Sends a probe event (a name of its own) every `PROBE_EVERY` until `stop`; returns the
+/// 202-to-countable times in ms and the number of failed probes.
 fn probe_until(stop: &AtomicBool, events: u16, metrics: u16, tag: &str) -> (Vec<f64>, usize) {
     let (mut times, mut failed) = (Vec::new(), 0);
     let now = chrono::Utc::now();
     let at = |d: chrono::TimeDelta| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (timestamp, from, to) =
         (at(chrono::TimeDelta::zero()), at(-chrono::TimeDelta::hours(1)), at(chrono::TimeDelta::hours(1)));
-    let mut n = 0;
-    while !stop.load(Ordering::SeqCst) {
-        n += 1;
-        let name = format!("probe_{tag}_{n}");
-        let body = format!(r#"{{"event_name":"{name}","timestamp":"{timestamp}"}}"#);
-        let headers = [("X-API-Key", API_KEY), ("Idempotency-Key", name.as_str())];
-        if !matches!(http(events, "POST", "/events", &headers, &body), Ok((202, _))) {
-            failed += 1;
-            continue;
+    for n in 1.. {
+        if stop.load(Ordering::SeqCst) {
+            break;
         }
-        let accepted = Instant::now();
-        let query = format!("/metrics?event_name={name}&from={from}&to={to}");
-        loop {
-            let counted = match http(metrics, "GET", &query, &[("X-API-Key", API_KEY)], "") {
-                Ok((200, text)) => serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| v["count"].as_i64())
-                    .is_some_and(|c| c >= 1),
-                _ => false,
-            };
-            if counted {
-                times.push(accepted.elapsed().as_secs_f64() * 1000.0);
-                break;
-            }
-            if accepted.elapsed() > PROBE_GIVE_UP {
-                failed += 1;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        let name = format!("probe_{tag}_{n}");
+        match probe(events, metrics, &name, &timestamp, &from, &to) {
+            Some(ms) => times.push(ms),
+            None => failed += 1,
         }
         std::thread::sleep(PROBE_EVERY);
     }
     (times, failed)
+}
+
+/// Posts one event named `name` and polls `/metrics` every 2 ms until it is counted: the ms
+/// from its 202 to then, or `None` if it was not accepted or not counted within `PROBE_GIVE_UP`.
+fn probe(events: u16, metrics: u16, name: &str, timestamp: &str, from: &str, to: &str) -> Option<f64> {
+    let body = format!(r#"{{"event_name":"{name}","timestamp":"{timestamp}"}}"#);
+    let headers = [("X-API-Key", API_KEY), ("Idempotency-Key", name)];
+    if !matches!(http(events, "POST", "/events", &headers, &body), Ok((202, _))) {
+        return None;
+    }
+    let accepted = Instant::now();
+    let query = format!("/metrics?event_name={name}&from={from}&to={to}");
+    while accepted.elapsed() <= PROBE_GIVE_UP {
+        if let Ok((200, text)) = http(metrics, "GET", &query, &[("X-API-Key", API_KEY)], "")
+            && serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["count"].as_i64()) >= Some(1)
+        {
+            return Some(accepted.elapsed().as_secs_f64() * 1000.0);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
 }
 
 /// Polls the number of stored events until it has not moved for 3 s; returns how long after
