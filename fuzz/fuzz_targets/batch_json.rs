@@ -9,8 +9,10 @@ use libfuzzer_sys::fuzz_target;
 use platform::{ApiError, FieldError};
 use serde_json::Value;
 
+type Item = Result<Value, Vec<FieldError>>;
+
 /// The envelope rules as the service applies them, with the field errors they give.
-fn envelope(body: Value) -> Result<Vec<Value>, Vec<FieldError>> {
+fn envelope(body: domain::json::Document) -> Result<Vec<Item>, Vec<FieldError>> {
     events::batch_items(body).map_err(|error| match error {
         ApiError::Validation(errors) if !errors.is_empty() => errors,
         other => panic!("an envelope error that is not a list of field errors: {other:?}"),
@@ -18,16 +20,18 @@ fn envelope(body: Value) -> Result<Vec<Value>, Vec<FieldError>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(body) = serde_json::from_slice::<Value>(data) else { return };
-    let items = match envelope(body.clone()) {
+    let Ok(document) = domain::json::Document::parse(data) else { return };
+    let body = document.value.clone();
+    let items = match envelope(document) {
         Ok(items) => items,
         Err(errors) => {
             for error in errors {
                 assert!(!error.message.is_empty());
                 assert!(!error.field.is_empty(), "an envelope error without a field name: {error:?}");
+                let top = error.field.split(['.', '[']).next().unwrap_or_default();
                 let named = error.field == "body"
                     || error.field == "events"
-                    || body.as_object().is_some_and(|o| o.contains_key(&error.field));
+                    || body.as_object().is_some_and(|o| o.contains_key(top));
                 assert!(named, "envelope error names a field the body does not have: {error:?}");
             }
             return;
@@ -38,6 +42,15 @@ fuzz_target!(|data: &[u8]| {
     let mut accepted = Vec::new();
     let mut results = 0;
     for item in &items {
+        // An item giving a member twice is rejected naming it, and nothing else is judged.
+        let item = match item {
+            Ok(item) => item,
+            Err(duplicates) => {
+                assert!(duplicates.iter().all(|e| !e.field.is_empty() && e.message.contains("more than once")));
+                results += 1;
+                continue;
+            }
+        };
         // A bad item rejects only itself: each is judged on its own, with one clock.
         match events::parse_event(item.clone(), now, common::SKEW) {
             Ok(input) => {

@@ -210,6 +210,34 @@ impl TestApp {
         send(self.client.get(self.url("/metrics")).header("X-API-Key", key).query(query)).await
     }
 
+    /// Stores an event straight into the database with the given fingerprint, as an earlier
+    /// release (or a migration) left it, bypassing the service.
+    pub async fn store_with_fingerprint(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        event_name: &str,
+        occurred_at: &str,
+        properties: Option<&str>,
+        payload_hash: &[u8],
+    ) {
+        use diesel::sql_types::{Bytea, Nullable, Text};
+        let mut conn = self.state.pool.get().await.expect("connection");
+        diesel::sql_query(
+            "INSERT INTO events (tenant_id, event_id, event_name, occurred_at, properties, payload_hash) \
+             VALUES ($1, $2, $3, $4::timestamptz, $5::jsonb, $6)",
+        )
+        .bind::<Text, _>(tenant_id)
+        .bind::<Text, _>(event_id)
+        .bind::<Text, _>(event_name)
+        .bind::<Text, _>(occurred_at)
+        .bind::<Nullable<Text>, _>(properties)
+        .bind::<Bytea, _>(payload_hash)
+        .execute(&mut conn)
+        .await
+        .expect("store the event directly");
+    }
+
     /// The count `GET /metrics` reports for `event_name` over `[from, to)`.
     pub async fn count(&self, key: &str, event_name: &str, from: &str, to: &str) -> i64 {
         let (status, body) = self.metrics(key, &[("event_name", event_name), ("from", from), ("to", to)]).await;

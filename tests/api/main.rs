@@ -2,6 +2,7 @@
 //! HTTP, against a real PostgreSQL. Each test gets its own database, cloned from a migrated
 //! template; see `harness`.
 
+mod ambiguity;
 mod auth;
 mod batch;
 mod binaries;

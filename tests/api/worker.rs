@@ -56,11 +56,29 @@ async fn messages_that_can_never_succeed_are_refused() {
         envelope(br#"{"tenant_id": "acme"}"#),
         envelope(&serde_json::to_vec(&tampered).expect("json")),
         envelope(&serde_json::to_vec(&bad_name).expect("json")),
+        // Ambiguous: a member twice, in the message or in the envelope.
+        envelope(
+            String::from_utf8(serde_json::to_vec(&message("m-6", "signup", "2026-01-01T10:00:00Z")).expect("json"))
+                .expect("utf-8")
+                .replacen(r#""event_name":"signup""#, r#""event_name":"signup","event_name":"login""#, 1)
+                .as_bytes(),
+        ),
+        envelope(
+            String::from_utf8(serde_json::to_vec(&message("m-7", "signup", "2026-01-01T10:00:00Z")).expect("json"))
+                .expect("utf-8")
+                .replacen(r#"{"k":1}"#, r#"{"k":1,"k":2}"#, 1)
+                .as_bytes(),
+        ),
     ];
     for body in cases {
         let (status, problem) = push(&app, &body).await;
         assert_eq!(status, 400, "{body} -> {problem}");
     }
+    let twice = r#"{"message": {"data": "e30=", "messageId": "1"}, "message": {"data": "e30=", "messageId": "2"}}"#;
+    let (status, _) =
+        send(app.client.post(app.url("/pubsub/push")).header("content-type", "application/json").body(twice)).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.count(ACME_KEY, "signup", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z").await, 0);
     // The same identity with another payload: refused, and the stored event is untouched.
     let first = envelope(&serde_json::to_vec(&message("m-4", "signup", "2026-01-01T10:00:00Z")).expect("json"));
     let other = envelope(&serde_json::to_vec(&message("m-4", "signup", "2026-01-01T11:00:00Z")).expect("json"));

@@ -11,6 +11,7 @@ mod input;
 mod publisher;
 
 use data::{BatchingWriter, InsertOutcome, NewEvent};
+use domain::json::{Document, Step};
 use platform::config::IngestMode;
 use platform::json_body::json_body;
 use platform::{ApiError, AppState, ConfigError, FieldError, TenantId, authenticate};
@@ -95,8 +96,12 @@ async fn ingest(
     sink: &Sink,
     tenant: TenantId,
     idempotency_key: Option<HeaderValue>,
-    body: serde_json::Value,
+    body: Document,
 ) -> Result<Response, ApiError> {
+    if !body.duplicates.is_empty() {
+        return Err(ApiError::Validation(body.duplicates.iter().map(FieldError::duplicate).collect()));
+    }
+    let body = body.value;
     let header_id = idempotency_key
         .map(|value| {
             platform::fields::check_event_id(value.as_bytes()).map_err(|msg| ApiError::invalid("Idempotency-Key", msg))
@@ -122,19 +127,14 @@ async fn ingest(
     Ok(warp::reply::with_status(body, status).into_response())
 }
 
-async fn ingest_batch(
-    state: &AppState,
-    sink: &Sink,
-    tenant: TenantId,
-    body: serde_json::Value,
-) -> Result<Response, ApiError> {
+async fn ingest_batch(state: &AppState, sink: &Sink, tenant: TenantId, body: Document) -> Result<Response, ApiError> {
     let items = batch_items(body)?;
     let now = chrono::Utc::now();
     let mut events = Vec::with_capacity(items.len());
     // Per item: the index of its event in `events`, or why it was rejected.
     let mut results: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     for item in items {
-        match parse_event(item, now, state.config.max_future_skew) {
+        match item.and_then(|item| parse_event(item, now, state.config.max_future_skew)) {
             Ok(input) => {
                 let event_id = input.event_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
                 results.push(Ok(events.len()));
@@ -191,13 +191,27 @@ async fn ingest_batch(
 }
 
 /// The envelope: `{"events": [...]}` with 1 to 1000 items. Anything else is a 400 for the
-/// whole request; from here on, a bad item only rejects itself.
-pub fn batch_items(body: serde_json::Value) -> Result<Vec<serde_json::Value>, ApiError> {
-    let serde_json::Value::Object(mut envelope) = body else {
+/// whole request; from here on, a bad item only rejects itself. An item that gives a member
+/// twice is already rejected here, naming the member from the item's own root.
+pub fn batch_items(body: Document) -> Result<Vec<Result<serde_json::Value, Vec<FieldError>>>, ApiError> {
+    let mut item_duplicates: Vec<Vec<FieldError>> = Vec::new();
+    let mut errors: Vec<FieldError> = Vec::new();
+    for path in &body.duplicates {
+        match path.0.as_slice() {
+            [Step::Member(events), Step::Index(i), ..] if events == "events" => {
+                let within = path.strip_prefix(&path.0[..2]).unwrap_or_default();
+                if item_duplicates.len() <= *i {
+                    item_duplicates.resize_with(i + 1, Vec::new);
+                }
+                item_duplicates[*i].push(FieldError::duplicate(&within));
+            }
+            _ => errors.push(FieldError::duplicate(path)),
+        }
+    }
+    let serde_json::Value::Object(mut envelope) = body.value else {
         return Err(ApiError::invalid("body", "must be a JSON object with an `events` array"));
     };
     // Every broken rule of the envelope, each once.
-    let mut errors: Vec<FieldError> = Vec::new();
     for unknown in envelope.keys().filter(|k| k.as_str() != "events").map(|k| FieldError::unknown(k, "body")) {
         if !errors.iter().any(|e| e.field == unknown.field) {
             errors.push(unknown);
@@ -219,7 +233,14 @@ pub fn batch_items(body: serde_json::Value) -> Result<Vec<serde_json::Value>, Ap
         }
     };
     match items {
-        Some(items) if errors.is_empty() => Ok(items),
+        Some(items) if errors.is_empty() => {
+            item_duplicates.resize_with(items.len(), Vec::new);
+            Ok(items
+                .into_iter()
+                .zip(item_duplicates)
+                .map(|(item, duplicates)| if duplicates.is_empty() { Ok(item) } else { Err(duplicates) })
+                .collect())
+        }
         _ => Err(ApiError::Validation(errors)),
     }
 }

@@ -9,6 +9,7 @@
 
 use base64::Engine;
 use data::{EventMessage, InsertOutcome};
+use domain::json::Document;
 use platform::fields::{check_event_id, check_event_name, check_properties};
 use platform::json_body::json_body;
 use platform::{ApiError, AppState};
@@ -26,7 +27,7 @@ pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Re
     warp::path!("pubsub" / "push")
         .and(platform::method::post())
         .and(json_body(MAX_PUSH_BODY_BYTES, state.config.request_body_timeout))
-        .then(move |body: serde_json::Value| {
+        .then(move |body: Document| {
             let pool = pool.clone();
             async move { persist(&pool, body).await.unwrap_or_else(|e| e.to_response()) }
         })
@@ -49,9 +50,12 @@ struct PushMessage {
     message_id: String,
 }
 
-async fn persist(pool: &data::Pool, body: serde_json::Value) -> Result<Response, ApiError> {
+async fn persist(pool: &data::Pool, body: Document) -> Result<Response, ApiError> {
+    if let Some(path) = body.duplicates.first() {
+        return Err(refuse(&path.to_string(), "is given more than once"));
+    }
     let push: PushRequest =
-        serde_json::from_value(body).map_err(|e| refuse("body", format!("not a push request: {e}")))?;
+        serde_json::from_value(body.value).map_err(|e| refuse("body", format!("not a push request: {e}")))?;
     let message_id = push.message.message_id;
     let event = decode(&push.message.data).map_err(|(field, reason)| {
         tracing::error!(%message_id, subscription = %push.subscription, %reason, "refused a malformed message");
@@ -80,8 +84,12 @@ fn decode(data: &str) -> Result<data::NewEvent, (&'static str, String)> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|_| ("message.data", "is not base64".to_owned()))?;
+    let document = Document::parse(&bytes).map_err(|e| ("message.data", format!("is not JSON: {e}")))?;
+    if let Some(path) = document.duplicates.first() {
+        return Err(("message.data", format!("gives {path} more than once")));
+    }
     let message: EventMessage =
-        serde_json::from_slice(&bytes).map_err(|e| ("message.data", format!("is not an event: {e}")))?;
+        serde_json::from_value(document.value).map_err(|e| ("message.data", format!("is not an event: {e}")))?;
     check_event_name(&message.event_name).map_err(|m| ("event_name", m))?;
     check_event_id(message.event_id.as_bytes()).map_err(|m| ("event_id", m))?;
     if message.tenant_id.is_empty() {

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use sha2::{Digest, Sha256};
 
 use crate::prepared::prepared;
 use crate::schema::events;
@@ -63,28 +62,24 @@ pub enum InsertOutcome {
     KeyReused,
 }
 
-/// SHA-256 of the normalised payload: name, timestamp in microseconds, and properties as
-/// canonical JSON (serde_json's map keeps keys sorted). Each part is length-prefixed so no two
-/// payloads share an encoding.
+/// The payload fingerprint (see `domain::fingerprint`).
 pub fn payload_fingerprint(
     event_name: &str,
     occurred_at: DateTime<Utc>,
     properties: Option<&serde_json::Value>,
 ) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update((event_name.len() as u64).to_be_bytes());
-    hasher.update(event_name.as_bytes());
-    hasher.update(occurred_at.timestamp_micros().to_be_bytes());
-    match properties {
-        None => hasher.update([0u8]),
-        Some(value) => {
-            let json = value.to_string();
-            hasher.update([1u8]);
-            hasher.update((json.len() as u64).to_be_bytes());
-            hasher.update(json.as_bytes());
-        }
+    *domain::Fingerprint::of(event_name, occurred_at, properties).as_bytes()
+}
+
+impl NewEvent {
+    /// True when `stored`, the fingerprint stored with this identity, is this event's payload:
+    /// in the current form, or in the first release's (events stored before numbers were
+    /// compared by value keep that one).
+    pub fn matches_stored(&self, stored: &[u8]) -> bool {
+        stored == self.payload_hash.as_slice()
+            || stored
+                == domain::Fingerprint::legacy(&self.event_name, self.occurred_at, self.properties.as_ref()).as_bytes()
     }
-    hasher.finalize().into()
 }
 
 /// `ts` cut to the whole microsecond at or before it: the precision PostgreSQL stores.
@@ -138,7 +133,7 @@ pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<I
                 Some(StoredAs::CreatedHere) if events[first].payload_hash == event.payload_hash => {
                     InsertOutcome::Duplicate
                 }
-                Some(StoredAs::Existing(hash)) if *hash == event.payload_hash => InsertOutcome::Duplicate,
+                Some(StoredAs::Existing(hash)) if event.matches_stored(hash) => InsertOutcome::Duplicate,
                 _ => InsertOutcome::KeyReused,
             }
         })

@@ -39,7 +39,9 @@ impl EventMessage {
     pub fn into_new_event(self) -> Result<NewEvent, String> {
         let claimed = self.payload_hash.clone();
         let event = NewEvent::new(self.tenant_id, self.event_id, self.event_name, self.occurred_at, self.properties);
-        if EventMessage::from(&event).payload_hash != claimed {
+        // A message published by the previous release carries a version-1 fingerprint.
+        let legacy = domain::Fingerprint::legacy(&event.event_name, event.occurred_at, event.properties.as_ref());
+        if EventMessage::from(&event).payload_hash != claimed && legacy.to_hex() != claimed {
             return Err("payload_hash does not match the event".into());
         }
         Ok(event)

@@ -26,6 +26,11 @@ impl FieldError {
         Self { field: field.into(), message: message.into() }
     }
 
+    /// A member given more than once at `path` (I-JSON): ambiguous, so refused.
+    pub fn duplicate(path: &domain::json::Path) -> Self {
+        Self::new(path.to_string(), "is given more than once; duplicate member names are ambiguous")
+    }
+
     /// A field (or parameter) the contract does not have. One with an empty name is reported
     /// on `container` (`body`, `query`), so every error names something the client can find.
     pub fn unknown(name: &str, container: &str) -> Self {
@@ -54,6 +59,13 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body did not arrive in time")]
     RequestTimeout,
+    /// A request hyper could not parse as HTTP/1.1 (request line, a header, conflicting lengths).
+    #[error("the request is not well-formed HTTP/1.1")]
+    MalformedRequest,
+    #[error("the request target is too long")]
+    UriTooLong,
+    #[error("the request has too many headers or too large a header")]
+    HeadersTooLarge,
     #[error("event {event_id:?} was already stored with a different payload")]
     KeyReused { event_id: String },
     /// The tenant is over its rate limit.
@@ -93,6 +105,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::KeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,13 +123,8 @@ impl ApiError {
         }
     }
 
-    /// Renders the problem+json response, logging what the client is not told.
-    pub fn to_response(&self) -> Response {
-        match self {
-            Self::Unavailable(reason) => tracing::warn!(reason = %reason, "dependency unavailable"),
-            Self::Internal(reason) => tracing::error!(reason = %reason, "internal error"),
-            _ => {}
-        }
+    /// The RFC 9457 body.
+    pub fn problem_json(&self) -> Vec<u8> {
         let status = self.status();
         let problem = Problem {
             r#type: self.problem_type(),
@@ -126,8 +136,19 @@ impl ApiError {
                 _ => None,
             },
         };
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
-        let mut response = Response::new(body.into());
+        // Serialising strings and numbers cannot fail.
+        serde_json::to_vec(&problem).unwrap_or_default()
+    }
+
+    /// Renders the problem+json response, logging what the client is not told.
+    pub fn to_response(&self) -> Response {
+        match self {
+            Self::Unavailable(reason) => tracing::warn!(reason = %reason, "dependency unavailable"),
+            Self::Internal(reason) => tracing::error!(reason = %reason, "internal error"),
+            _ => {}
+        }
+        let status = self.status();
+        let mut response = Response::new(self.problem_json().into());
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

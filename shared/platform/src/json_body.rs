@@ -1,24 +1,23 @@
 //! The request-body filter for JSON endpoints: checks the media type, enforces the size limit
 //! while reading (a declared `Content-Length` over the limit is refused before any byte is
 //! read; a chunked body is cut off as soon as it passes the limit), and parses JSON syntax.
-//! Field-level validation is the handler's; this only guarantees a JSON value.
+//! Field-level validation is the handler's; this only guarantees a JSON document, with any
+//! member name given twice recorded for the handler to refuse (`domain::json`).
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
+use domain::json::Document;
 use futures_util::{Stream, StreamExt};
 use warp::http::HeaderValue;
 use warp::{Filter, Rejection};
 
 use crate::ApiError;
 
-/// Extracts the body as a JSON value of at most `limit` bytes, read within `timeout`: a client
+/// Extracts the body as a JSON document of at most `limit` bytes, read within `timeout`: a client
 /// that sends its body too slowly, or never finishes it, gets a 408 instead of holding a
 /// connection and a task for ever.
-pub fn json_body(
-    limit: usize,
-    timeout: Duration,
-) -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
+pub fn json_body(limit: usize, timeout: Duration) -> impl Filter<Extract = (Document,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(crate::header::optional("content-type"))
         .and(warp::body::stream())
@@ -35,7 +34,7 @@ async fn read_json<S, B>(
     content_type: Option<HeaderValue>,
     body: S,
     limit: usize,
-) -> Result<serde_json::Value, ApiError>
+) -> Result<Document, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -58,7 +57,7 @@ where
     if buffer.is_empty() {
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
-    serde_json::from_slice(&buffer).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    Document::parse(&buffer).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
 }
 
 /// `application/json`, or any `application/*+json`, with any parameters.
@@ -81,7 +80,7 @@ mod tests {
     #[tokio::test]
     async fn parses_json_split_across_chunks() {
         let value = read_json(None, None, chunks(&["{\"a\":", "1}"]), 64).await.expect("valid JSON");
-        assert_eq!(value, serde_json::json!({"a": 1}));
+        assert_eq!(value.value, serde_json::json!({"a": 1}));
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod ambiguity;
 pub mod auth;
 pub mod config;
 pub mod deployment;
@@ -9,6 +10,7 @@ pub mod header;
 pub mod json_body;
 pub mod key_source;
 pub mod method;
+pub mod parse_errors;
 pub mod rate_limit;
 pub mod server;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use tracing::field::Empty;
 use warp::http::{Method, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
+use crate::parse_errors::ProblemIo;
 use crate::telemetry::TraceContext;
 
 /// How long a client may take to send its request headers.
@@ -63,8 +64,12 @@ where
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
             let started = Instant::now();
+            let ambiguous = crate::ambiguity::check(request.version(), request.headers());
             async move {
-                let response = service.call(request).await?;
+                let response = match ambiguous {
+                    Some(error) => error.to_response(),
+                    None => service.call(request).await?,
+                };
                 log_request(&method, &path, response.status(), started.elapsed());
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -73,7 +78,7 @@ where
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), handler);
+            .serve_connection(TokioIo::new(ProblemIo::new(stream)), handler);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {

@@ -44,10 +44,12 @@ pub enum KeyDocumentError {
     BadTenantId(String),
     #[error("tenant {0:?} has no keys")]
     NoKeys(String),
-    #[error("tenant {0:?} has a key that is not 8-256 visible ASCII characters")]
+    #[error("tenant {0:?} has a key that is not 8-256 visible ASCII characters other than a comma")]
     BadKey(String),
     #[error("tenants {0:?} and {1:?} share a key; each key must map to exactly one tenant")]
     SharedKey(String, String),
+    #[error("tenant {0:?} is given more than once")]
+    DuplicateTenant(String),
 }
 
 type KeyIndex = HashMap<[u8; 32], TenantId>;
@@ -109,8 +111,14 @@ impl TenantKeys {
 }
 
 fn parse_document(document: &str) -> Result<KeyIndex, KeyDocumentError> {
+    let parsed = domain::json::Document::parse(document.as_bytes())
+        .map_err(|e| KeyDocumentError::Shape(describe_json_error(&e)))?;
+    // A tenant given twice would keep one of its key lists silently.
+    if let Some(duplicate) = parsed.duplicates.first() {
+        return Err(KeyDocumentError::DuplicateTenant(duplicate.to_string()));
+    }
     let parsed: HashMap<String, Vec<String>> =
-        serde_json::from_str(document).map_err(|e| KeyDocumentError::Shape(describe_json_error(&e)))?;
+        serde_json::from_value(parsed.value).map_err(|e| KeyDocumentError::Shape(describe_json_error(&e)))?;
     if parsed.is_empty() {
         return Err(KeyDocumentError::Empty);
     }
@@ -126,7 +134,9 @@ fn parse_document(document: &str) -> Result<KeyIndex, KeyDocumentError> {
         }
         let id = TenantId(tenant.as_str().into());
         for key in keys {
-            if !(8..=256).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            // No commas: a comma-separated list is what a proxy makes of two X-API-Key headers,
+            // and it must never name a tenant.
+            if !(8..=256).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
                 return Err(KeyDocumentError::BadKey(tenant));
             }
             let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
@@ -149,7 +159,11 @@ fn describe_json_error(err: &serde_json::Error) -> String {
         Category::Data => "wrong shape",
         Category::Io => "unreadable",
     };
-    format!("{what} at line {} column {}", err.line(), err.column())
+    match err.line() {
+        // Raised while reading the parsed value, which has no position.
+        0 => what.to_owned(),
+        line => format!("{what} at line {line} column {}", err.column()),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +193,8 @@ mod tests {
             (r#"{"a b": ["secret-key-1"]}"#, "tenant id"),
             (r#"{"acme": ["short"]}"#, "8-256 visible"),
             (r#"{"acme": ["secret key 1"]}"#, "8-256 visible"),
+            (r#"{"acme": ["secret-key-1,secret-key-2"]}"#, "other than a comma"),
+            (r#"{"acme": ["secret-key-1"], "acme": ["secret-key-2"]}"#, "given more than once"),
             (r#"{"acme": ["secret-key-1"], "globex": ["secret-key-1"]}"#, "share a key"),
         ];
         for (doc, expected) in cases {
