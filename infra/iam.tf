@@ -48,26 +48,25 @@ resource "google_project_iam_member" "runtime" {
   member  = google_service_account.fn[each.value.function].member
 }
 
-# Cloud SQL client on this instance only (Cloud SQL honours resource-name IAM conditions).
-resource "google_project_iam_member" "cloudsql_client" {
-  for_each = toset(local.functions)
-
-  project = var.project_id
-  role    = "roles/cloudsql.client"
-  member  = google_service_account.fn[each.key].member
-
-  condition {
-    title       = "only-${google_sql_database_instance.main.name}"
-    description = "Connect to the event analytics instance only."
-    expression  = "resource.service == \"sqladmin.googleapis.com\" && resource.name == \"projects/${var.project_id}/instances/${google_sql_database_instance.main.name}\""
-  }
-}
+# No roles/cloudsql.client: the functions reach the database over TCP to its private IP with
+# a password, which involves no Cloud SQL Admin API call. That role is for the Cloud SQL Auth
+# Proxy and connectors (the /cloudsql socket), which nothing here uses any more.
 
 # Every function reads DATABASE_URL (resolved by Cloud Run at instance start, as the runtime SA).
 resource "google_secret_manager_secret_iam_member" "database_url" {
   for_each = toset(local.functions)
 
   secret_id = google_secret_manager_secret.database_url.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.fn[each.key].member
+}
+
+# ... and mounts the server CA bundle DATABASE_URL names as sslrootcert (also read by Cloud Run
+# as the runtime SA when it mounts the volume).
+resource "google_secret_manager_secret_iam_member" "cloudsql_ca" {
+  for_each = toset(local.functions)
+
+  secret_id = google_secret_manager_secret.cloudsql_ca.id
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.fn[each.key].member
 }

@@ -15,6 +15,12 @@ locals {
   # The plain path the services read with the Secret Manager API (never mounted as env).
   tenant_keys_secret_version = "${google_secret_manager_secret.tenant_keys.id}/versions/latest"
 
+  # Where every function finds the Cloud SQL server CA bundle: a secret volume (run.tf) named
+  # in DATABASE_URL as sslrootcert (secrets.tf).
+  cloudsql_ca_dir  = "/etc/cloudsql-ca"
+  cloudsql_ca_file = "server-ca.pem"
+  cloudsql_ca_path = "${local.cloudsql_ca_dir}/${local.cloudsql_ca_file}"
+
   # Every pool at its maximum, plus migrate's single connection, plus headroom. Enforced by a
   # precondition on the SQL instance so an over-committed plan never applies.
   connection_budget = sum([for f in local.http_functions : var.services[f].max_instances * var.services[f].pool_size]) + 1 + var.db_connection_headroom

@@ -1,6 +1,7 @@
 # Cloud SQL has a private IP only. Cloud Run reaches it through Direct VPC egress into this
-# network (no Serverless VPC Access connector VMs to run), and the built-in Cloud SQL
-# connector behind /cloudsql then connects over the private address.
+# network (no Serverless VPC Access connector VMs to run): the functions open TCP connections
+# to the private address (DATABASE_URL, secrets.tf), which lies in the private services range
+# below and is peered into this VPC.
 
 resource "google_compute_network" "main" {
   name                    = "${var.service_prefix}vpc"

@@ -49,8 +49,18 @@ output "artifact_registry_url" {
 }
 
 output "sql_instance_connection_name" {
-  description = "Cloud SQL connection name (PROJECT:REGION:INSTANCE), the socket under /cloudsql."
+  description = "Cloud SQL connection name (PROJECT:REGION:INSTANCE), for the Cloud SQL Auth Proxy (cloud-sql-proxy --private-ip) from a host inside the VPC. The functions do not use it."
   value       = google_sql_database_instance.main.connection_name
+}
+
+output "sql_private_ip" {
+  description = "Private IP of the Cloud SQL instance: the host in DATABASE_URL (port 5432, TLS verified against the cloudsql_ca_secret bundle)."
+  value       = google_sql_database_instance.main.private_ip_address
+}
+
+output "cloudsql_ca_secret" {
+  description = "Secret holding the Cloud SQL server CA bundle (PEM) that every function mounts at /etc/cloudsql-ca/server-ca.pem (versions written by Terraform)."
+  value       = google_secret_manager_secret.cloudsql_ca.secret_id
 }
 
 output "tenant_keys_secret" {
@@ -59,7 +69,7 @@ output "tenant_keys_secret" {
 }
 
 output "database_url_secret" {
-  description = "Secret holding DATABASE_URL (versions written by Terraform)."
+  description = "Secret holding DATABASE_URL: postgres://USER:PASSWORD@PRIVATE_IP:5432/DB?sslmode=verify-ca&sslrootcert=/etc/cloudsql-ca/server-ca.pem (versions written by Terraform)."
   value       = google_secret_manager_secret.database_url.secret_id
 }
 

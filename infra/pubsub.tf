@@ -49,6 +49,15 @@ resource "google_pubsub_subscription" "worker_push" {
     ttl = ""
   }
 
+  lifecycle {
+    # Each backoff is validated on its own (variables.tf); their order needs both, and a
+    # variable validation may only refer to itself before Terraform 1.9.
+    precondition {
+      condition     = tonumber(trimsuffix(var.retry_minimum_backoff, "s")) <= tonumber(trimsuffix(var.retry_maximum_backoff, "s"))
+      error_message = "retry_minimum_backoff (${var.retry_minimum_backoff}) must not be longer than retry_maximum_backoff (${var.retry_maximum_backoff})."
+    }
+  }
+
   depends_on = [google_cloud_run_v2_service_iam_member.worker_invoker]
 }
 

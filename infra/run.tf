@@ -55,7 +55,8 @@ resource "google_cloud_run_v2_service" "fn" {
     }
 
     vpc_access {
-      # Only private ranges (Cloud SQL) go through the VPC; Google APIs stay on the default path.
+      # Only private ranges go through the VPC: the Cloud SQL private IP, which DATABASE_URL
+      # names. Google APIs (Secret Manager, Pub/Sub, logging) stay on the default path.
       egress = "PRIVATE_RANGES_ONLY"
       network_interfaces {
         network    = google_compute_network.main.name
@@ -63,10 +64,17 @@ resource "google_cloud_run_v2_service" "fn" {
       }
     }
 
+    # The Cloud SQL server CA bundle that DATABASE_URL names as sslrootcert, pinned like
+    # DATABASE_URL so a new bundle rolls out a new revision. Files default to mode 0444, so the
+    # non-root runtime user can read it.
     volumes {
-      name = "cloudsql"
-      cloud_sql_instance {
-        instances = [google_sql_database_instance.main.connection_name]
+      name = "cloudsql-ca"
+      secret {
+        secret = google_secret_manager_secret.cloudsql_ca.secret_id
+        items {
+          version = google_secret_manager_secret_version.cloudsql_ca.version
+          path    = local.cloudsql_ca_file
+        }
       }
     }
 
@@ -106,8 +114,8 @@ resource "google_cloud_run_v2_service" "fn" {
       }
 
       volume_mounts {
-        name       = "cloudsql"
-        mount_path = "/cloudsql"
+        name       = "cloudsql-ca"
+        mount_path = local.cloudsql_ca_dir
       }
 
       # /health answers while the process runs; it does not touch the database, so a database
@@ -145,7 +153,7 @@ resource "google_cloud_run_v2_service" "fn" {
   }
 
   depends_on = [
-    google_project_iam_member.cloudsql_client,
+    google_secret_manager_secret_iam_member.cloudsql_ca,
     google_secret_manager_secret_iam_member.database_url,
     google_secret_manager_secret_iam_member.tenant_keys,
   ]
@@ -185,9 +193,13 @@ resource "google_cloud_run_v2_job" "migrate" {
       }
 
       volumes {
-        name = "cloudsql"
-        cloud_sql_instance {
-          instances = [google_sql_database_instance.main.connection_name]
+        name = "cloudsql-ca"
+        secret {
+          secret = google_secret_manager_secret.cloudsql_ca.secret_id
+          items {
+            version = google_secret_manager_secret_version.cloudsql_ca.version
+            path    = local.cloudsql_ca_file
+          }
         }
       }
 
@@ -221,8 +233,8 @@ resource "google_cloud_run_v2_job" "migrate" {
         }
 
         volume_mounts {
-          name       = "cloudsql"
-          mount_path = "/cloudsql"
+          name       = "cloudsql-ca"
+          mount_path = local.cloudsql_ca_dir
         }
       }
     }
@@ -237,7 +249,7 @@ resource "google_cloud_run_v2_job" "migrate" {
   }
 
   depends_on = [
-    google_project_iam_member.cloudsql_client,
+    google_secret_manager_secret_iam_member.cloudsql_ca,
     google_secret_manager_secret_iam_member.database_url,
   ]
 }

@@ -3,6 +3,14 @@
 variable "project_id" {
   description = "Google Cloud project that holds the whole stack (one project per environment)."
   type        = string
+
+  validation {
+    # Project IDs are 6-30 characters: lowercase letters, digits and hyphens, starting with a
+    # letter and not ending with a hyphen. (Legacy domain-scoped ids, "example.com:id", would
+    # also break the build-sources bucket name, which embeds the project id.)
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be 6-30 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
 }
 
 variable "region" {
@@ -29,6 +37,17 @@ variable "labels" {
   default = {
     app = "event-analytics"
   }
+
+  validation {
+    # Google Cloud labels: keys 1-63 characters, starting with a lowercase letter, of lowercase
+    # letters, digits, '_' and '-' (international lowercase letters allowed); values 0-63 of
+    # the same; at most 64 per resource, one of which the provider adds itself
+    # (goog-terraform-provisioned).
+    condition = length(var.labels) <= 63 && alltrue([for k, v in var.labels :
+      can(regex("^[\\p{Ll}\\p{Lo}][\\p{Ll}\\p{Lo}\\p{N}_-]{0,62}$", k)) && can(regex("^[\\p{Ll}\\p{Lo}\\p{N}_-]{0,63}$", v))
+    ])
+    error_message = "labels: at most 63 entries; keys 1-63 lowercase letters, digits, '_' or '-' starting with a letter; values 0-63 of the same characters."
+  }
 }
 
 # ---- images and deploys --------------------------------------------------------------------
@@ -37,6 +56,13 @@ variable "artifact_repository_id" {
   description = "Artifact Registry Docker repository for the function images (the _REPOSITORY substitution of cloudbuild.yaml)."
   type        = string
   default     = "event-analytics"
+
+  validation {
+    # Artifact Registry repository ids: lowercase letters, digits and hyphens, starting with a
+    # letter and ending with a letter or digit, at most 63 characters.
+    condition     = can(regex("^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.artifact_repository_id))
+    error_message = "artifact_repository_id must be 1-63 lowercase letters, digits and hyphens, starting with a letter and ending with a letter or digit."
+  }
 }
 
 variable "placeholder_image" {
@@ -73,6 +99,12 @@ variable "subnet_cidr" {
   description = "Range of the subnet Cloud Run uses for Direct VPC egress. Each instance takes addresses from it, so size it for the sum of max instances (x2 during rollouts)."
   type        = string
   default     = "10.8.0.0/24"
+
+  validation {
+    # An IPv4 CIDR block; a VPC subnet's primary range is at most a /29.
+    condition     = can(regex("^[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}$", var.subnet_cidr)) && can(cidrhost(var.subnet_cidr, 0)) && try(tonumber(split("/", var.subnet_cidr)[1]) <= 29, false)
+    error_message = "subnet_cidr must be an IPv4 CIDR block (e.g. 10.8.0.0/24) no smaller than a /29."
+  }
 }
 
 variable "private_services_prefix_length" {
@@ -92,6 +124,19 @@ variable "db_tier" {
   description = "Cloud SQL machine tier. max_connections must fit the tier's memory."
   type        = string
   default     = "db-custom-1-3840"
+
+  validation {
+    # Enterprise edition tiers: shared-core db-f1-micro / db-g1-small, or db-custom-<vCPUs>-<MB>
+    # with 1 or an even number of vCPUs up to 96 and memory a multiple of 256 MB, at least
+    # 3840 MB and 0.9-6.5 GB per vCPU.
+    condition = contains(["db-f1-micro", "db-g1-small"], var.db_tier) || try(alltrue([
+      for t in [regex("^db-custom-(?P<cpus>[0-9]+)-(?P<mb>[0-9]+)$", var.db_tier)] :
+      (tonumber(t.cpus) == 1 || (tonumber(t.cpus) % 2 == 0 && tonumber(t.cpus) <= 96)) &&
+      tonumber(t.mb) % 256 == 0 && tonumber(t.mb) >= 3840 &&
+      tonumber(t.mb) * 10 >= 9216 * tonumber(t.cpus) && tonumber(t.mb) <= 6656 * tonumber(t.cpus)
+    ]), false)
+    error_message = "db_tier must be db-f1-micro, db-g1-small or db-custom-<vCPUs>-<MB> with 1 or an even number of vCPUs up to 96 and memory a multiple of 256 MB, at least 3840 MB and between 0.9 and 6.5 GB per vCPU."
+  }
 }
 
 variable "db_availability_type" {
@@ -109,6 +154,12 @@ variable "db_disk_size_gb" {
   description = "Initial SSD size in GB; the disk grows automatically."
   type        = number
   default     = 20
+
+  validation {
+    # Cloud SQL storage: 10 GB to 64 TB.
+    condition     = var.db_disk_size_gb >= 10 && var.db_disk_size_gb <= 65536 && floor(var.db_disk_size_gb) == var.db_disk_size_gb
+    error_message = "db_disk_size_gb must be a whole number between 10 and 65536 (64 TB)."
+  }
 }
 
 variable "db_max_connections" {
@@ -126,18 +177,35 @@ variable "db_connection_headroom" {
   description = "Connections kept free beyond the services' pools and migrate: superuser-reserved slots, an operator's psql session, and instances of an old revision still draining during a rollout."
   type        = number
   default     = 20
+
+  validation {
+    condition     = var.db_connection_headroom >= 0 && floor(var.db_connection_headroom) == var.db_connection_headroom
+    error_message = "db_connection_headroom must be a whole number >= 0."
+  }
 }
 
 variable "db_backup_start_time" {
   description = "Daily backup window start, HH:MM in UTC."
   type        = string
   default     = "02:00"
+
+  validation {
+    # The API takes the backup window start as 24-hour HH:MM in UTC.
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.db_backup_start_time))
+    error_message = "db_backup_start_time must be HH:MM (24-hour, UTC), e.g. 02:00."
+  }
 }
 
 variable "db_retained_backups" {
   description = "Number of daily backups kept."
   type        = number
   default     = 14
+
+  validation {
+    # Cloud SQL keeps 1 to 365 automated backups.
+    condition     = var.db_retained_backups >= 1 && var.db_retained_backups <= 365 && floor(var.db_retained_backups) == var.db_retained_backups
+    error_message = "db_retained_backups must be a whole number between 1 and 365."
+  }
 }
 
 variable "db_log_retention_days" {
@@ -155,12 +223,24 @@ variable "db_name" {
   description = "PostgreSQL database the functions use."
   type        = string
   default     = "events"
+
+  validation {
+    # A PostgreSQL identifier (at most 63 bytes) that also goes into DATABASE_URL unescaped.
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_name))
+    error_message = "db_name must be 1-63 lowercase letters, digits or '_', not starting with a digit."
+  }
 }
 
 variable "db_user" {
   description = "PostgreSQL user the functions and migrate connect as (built-in user with a generated password)."
   type        = string
   default     = "events"
+
+  validation {
+    # A PostgreSQL role name (at most 63 bytes) that also goes into DATABASE_URL unescaped.
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_user))
+    error_message = "db_user must be 1-63 lowercase letters, digits or '_', not starting with a digit."
+  }
 }
 
 # ---- secrets -------------------------------------------------------------------------------
@@ -169,12 +249,36 @@ variable "tenant_keys_secret_id" {
   description = "Secret Manager secret holding the tenant keys JSON ({\"tenant\":[\"key\",...]}). Terraform creates the secret, never a version: operators add versions (README.md)."
   type        = string
   default     = "tenant-keys"
+
+  validation {
+    # Secret Manager secret ids: 1-255 letters, digits, '-' and '_'.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.tenant_keys_secret_id))
+    error_message = "tenant_keys_secret_id must be 1-255 letters, digits, hyphens or underscores."
+  }
 }
 
 variable "database_url_secret_id" {
-  description = "Secret Manager secret holding the full DATABASE_URL (Cloud SQL unix socket). Terraform writes its versions."
+  description = "Secret Manager secret holding the full DATABASE_URL (TCP to the Cloud SQL private IP, sslmode=verify-ca). Terraform writes its versions."
   type        = string
   default     = "database-url"
+
+  validation {
+    # Secret Manager secret ids: 1-255 letters, digits, '-' and '_'.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.database_url_secret_id))
+    error_message = "database_url_secret_id must be 1-255 letters, digits, hyphens or underscores."
+  }
+}
+
+variable "cloudsql_ca_secret_id" {
+  description = "Secret Manager secret holding the Cloud SQL server CA certificate(s) (PEM) that every function mounts as DATABASE_URL's sslrootcert. Terraform writes its versions."
+  type        = string
+  default     = "cloudsql-server-ca"
+
+  validation {
+    # Secret Manager secret ids: 1-255 letters, digits, '-' and '_'.
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.cloudsql_ca_secret_id))
+    error_message = "cloudsql_ca_secret_id must be 1-255 letters, digits, hyphens or underscores."
+  }
 }
 
 # ---- services ------------------------------------------------------------------------------
@@ -207,6 +311,22 @@ variable "services" {
       s.concurrency >= 1 && s.concurrency <= 1000 && s.pool_size >= 1
     ])
     error_message = "each service needs 0 <= min_instances <= max_instances, max_instances >= 1, 1 <= concurrency <= 1000 and pool_size >= 1."
+  }
+
+  validation {
+    # Cloud Run limits: cpu 1, 2, 4, 6 or 8, or a fraction from 80m (below 1 CPU only with
+    # concurrency 1); memory 128Mi-32Gi in Mi or Gi, needing at least 2 CPUs above 4Gi, 4 above
+    # 8Gi, 6 above 16Gi and 8 above 24Gi; 4 CPUs need at least 2Gi, 6 or 8 CPUs at least 4Gi.
+    condition = alltrue(flatten([for s in values(var.services) : [
+      for c in [try(endswith(s.cpu, "m") ? tonumber(trimsuffix(s.cpu, "m")) / 1000 : tonumber(s.cpu), -1)] : [
+        for m in [try(endswith(s.memory, "Gi") ? tonumber(trimsuffix(s.memory, "Gi")) * 1024 : tonumber(trimsuffix(s.memory, "Mi")), -1)] :
+        (contains([1, 2, 4, 6, 8], c) || (c >= 0.08 && c < 1 && s.concurrency == 1)) &&
+        can(regex("^[0-9]+(Mi|Gi)$", s.memory)) && m >= 128 && m <= 32768 &&
+        c >= (m > 24576 ? 8 : m > 16384 ? 6 : m > 8192 ? 4 : m > 4096 ? 2 : 0) &&
+        m >= (c >= 6 ? 4096 : c >= 4 ? 2048 : 128)
+      ]
+    ]]))
+    error_message = "services: cpu must be 1, 2, 4, 6 or 8 (or 80m-999m with concurrency 1) and memory 128Mi-32Gi, with enough CPUs for the memory (>4Gi: 2, >8Gi: 4, >16Gi: 6, >24Gi: 8) and enough memory for the CPUs (4 CPUs: 2Gi, 6 or 8: 4Gi)."
   }
 }
 
@@ -260,12 +380,24 @@ variable "request_timeout_seconds" {
   description = "Cloud Run request timeout for the HTTP services."
   type        = number
   default     = 30
+
+  validation {
+    # Cloud Run request timeout: 1 s to 60 minutes.
+    condition     = var.request_timeout_seconds >= 1 && var.request_timeout_seconds <= 3600 && floor(var.request_timeout_seconds) == var.request_timeout_seconds
+    error_message = "request_timeout_seconds must be a whole number between 1 and 3600 (Cloud Run limit)."
+  }
 }
 
 variable "migrate_timeout_seconds" {
   description = "Timeout of one migrate job run."
   type        = number
   default     = 900
+
+  validation {
+    # Cloud Run job task timeout: up to 168 hours.
+    condition     = var.migrate_timeout_seconds >= 1 && var.migrate_timeout_seconds <= 604800 && floor(var.migrate_timeout_seconds) == var.migrate_timeout_seconds
+    error_message = "migrate_timeout_seconds must be a whole number between 1 and 604800 (168 hours, the Cloud Run job task limit)."
+  }
 }
 
 # ---- Pub/Sub -------------------------------------------------------------------------------
@@ -285,18 +417,38 @@ variable "push_ack_deadline_seconds" {
   description = "Time the worker has to answer a push before Pub/Sub retries it."
   type        = number
   default     = 30
+
+  validation {
+    # Pub/Sub acknowledgement deadline: 10 to 600 seconds.
+    condition     = var.push_ack_deadline_seconds >= 10 && var.push_ack_deadline_seconds <= 600 && floor(var.push_ack_deadline_seconds) == var.push_ack_deadline_seconds
+    error_message = "push_ack_deadline_seconds must be a whole number between 10 and 600 (Pub/Sub limits)."
+  }
 }
 
 variable "retry_minimum_backoff" {
   description = "Minimum backoff between redeliveries of a nacked message (duration, e.g. \"10s\")."
   type        = string
   default     = "10s"
+
+  validation {
+    # Pub/Sub retry policy backoffs: a duration in seconds ("10s", "0.5s"), 0 to 600 s.
+    # minimum_backoff <= maximum_backoff is a precondition on the subscription (pubsub.tf).
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?s$", var.retry_minimum_backoff)) && try(tonumber(trimsuffix(var.retry_minimum_backoff, "s")) <= 600, false)
+    error_message = "retry_minimum_backoff must be a duration in seconds between \"0s\" and \"600s\" (Pub/Sub limits), e.g. \"10s\"."
+  }
 }
 
 variable "retry_maximum_backoff" {
   description = "Maximum backoff between redeliveries of a nacked message (duration, at most \"600s\")."
   type        = string
   default     = "600s"
+
+  validation {
+    # Pub/Sub retry policy backoffs: a duration in seconds ("10s", "0.5s"), 0 to 600 s.
+    # minimum_backoff <= maximum_backoff is a precondition on the subscription (pubsub.tf).
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?s$", var.retry_maximum_backoff)) && try(tonumber(trimsuffix(var.retry_maximum_backoff, "s")) <= 600, false)
+    error_message = "retry_maximum_backoff must be a duration in seconds between \"0s\" and \"600s\" (Pub/Sub limits), e.g. \"10s\"."
+  }
 }
 
 # ---- load balancer -------------------------------------------------------------------------
@@ -304,12 +456,23 @@ variable "retry_maximum_backoff" {
 variable "domain" {
   description = "Public hostname of the API (e.g. api.example.com). Point its A record at the lb_ip output; the managed certificate is issued once DNS resolves there."
   type        = string
+
+  validation {
+    # Google-managed certificates take fully qualified names and no wildcards.
+    condition     = length(var.domain) <= 253 && can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.domain))
+    error_message = "domain must be a lowercase fully qualified host name such as api.example.com (no wildcard, no trailing dot)."
+  }
 }
 
 variable "rate_limit_per_ip_per_minute" {
   description = "Requests per minute one client IP may send through the load balancer before Cloud Armor answers 429. Bulk senders should use POST /events/batch."
   type        = number
   default     = 6000
+
+  validation {
+    condition     = var.rate_limit_per_ip_per_minute >= 1 && floor(var.rate_limit_per_ip_per_minute) == var.rate_limit_per_ip_per_minute
+    error_message = "rate_limit_per_ip_per_minute must be a whole number >= 1 (the Cloud Armor threshold count)."
+  }
 }
 
 # ---- monitoring ----------------------------------------------------------------------------
@@ -318,22 +481,42 @@ variable "alert_email" {
   description = "E-mail address alerts are sent to. Empty: the policies are created without a notification channel."
   type        = string
   default     = ""
+
+  validation {
+    condition     = var.alert_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be empty or an e-mail address."
+  }
 }
 
 variable "alert_5xx_ratio" {
   description = "Share of 5xx responses (0-1) over 5 minutes above which a service alerts."
   type        = number
   default     = 0.02
+
+  validation {
+    condition     = var.alert_5xx_ratio > 0 && var.alert_5xx_ratio < 1
+    error_message = "alert_5xx_ratio is a share: it must be greater than 0 and less than 1."
+  }
 }
 
 variable "alert_latency_p95_ms" {
   description = "p95 request latency in milliseconds over 5 minutes above which a service alerts."
   type        = number
   default     = 1000
+
+  validation {
+    condition     = var.alert_latency_p95_ms > 0
+    error_message = "alert_latency_p95_ms must be greater than 0."
+  }
 }
 
 variable "alert_backlog_age_seconds" {
   description = "Age in seconds of the oldest unacked message on the worker's push subscription above which to alert."
   type        = number
   default     = 600
+
+  validation {
+    condition     = var.alert_backlog_age_seconds > 0
+    error_message = "alert_backlog_age_seconds must be greater than 0."
+  }
 }
