@@ -175,7 +175,7 @@ impl TestApp {
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
-        let pool = data::connect_pool(database_url, &config.pool);
+        let pool = data::connect_pool(database_url, &config.pool).expect("a usable database URL");
         let state = AppState::new(pool, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"), config);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");

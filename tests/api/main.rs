@@ -16,5 +16,6 @@ mod pubsub;
 mod rollups;
 mod secrets;
 mod statements;
+mod tls;
 mod validation;
 mod worker;

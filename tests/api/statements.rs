@@ -24,7 +24,7 @@ struct Prepared {
 async fn insert_and_counts_reuse_one_prepared_statement_each() {
     let db = TestDatabase::create().await;
     // One connection, so every call below runs on the session whose statements are listed.
-    let pool = data::connect_pool(&db.url, &PoolConfig { max_size: 1, ..PoolConfig::default() });
+    let pool = data::connect_pool(&db.url, &PoolConfig { max_size: 1, ..PoolConfig::default() }).expect("url");
     let from: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().expect("valid");
     let to = from + TimeDelta::hours(3);
     for i in 0..7 {

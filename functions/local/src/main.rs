@@ -49,7 +49,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error + Send 
     let applied = data::run_migrations(&database_url).await?;
     tracing::info!(applied = ?applied, "schema is current");
 
-    let pool = data::connect_pool(&database_url, &config.pool);
+    let pool = data::connect_pool(&database_url, &config.pool)?;
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
 

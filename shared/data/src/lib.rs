@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod connect;
 mod error;
 mod events;
 mod message;
@@ -9,6 +10,7 @@ mod prepared;
 pub mod schema;
 mod writer;
 
+pub use connect::{ConnectOptions, UrlError};
 pub use error::DataError;
 pub use events::{
     Bucket, Event, InsertOutcome, Interval, NewEvent, count_buckets, count_in_window, find_event, insert_idempotent,

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
 
 use crate::DataError;
+use crate::connect::{ConnectOptions, UrlError};
 
 /// The process-wide pool of PostgreSQL connections.
 pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
@@ -30,18 +31,20 @@ impl Default for PoolConfig {
 }
 
 /// Builds the pool without connecting: the process starts (and answers `/health`) while the
-/// database is still down, and connections are opened on first use.
-pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Pool {
+/// database is still down, and connections are opened on first use. Fails only when the URL
+/// cannot be used at all (see `connect`).
+pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Result<Pool, UrlError> {
+    let options = ConnectOptions::parse(database_url)?;
     let statement_timeout_ms = config.statement_timeout.as_millis();
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     // Not `Verified`, which sends `SELECT 1` on every checkout: a round trip per request. A
     // connection that died is found on its next statement instead; that request gets a 503
     // (retryable) and the pool drops the connection.
     manager_config.recycling_method = RecyclingMethod::Fast;
-    manager_config.custom_setup = Box::new(move |url| {
-        let url = url.to_owned();
+    manager_config.custom_setup = Box::new(move |_url| {
+        let options = options.clone();
         async move {
-            let mut conn = AsyncPgConnection::establish(&url).await?;
+            let mut conn = options.establish().await?;
             diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
                 .execute(&mut conn)
                 .await
@@ -51,11 +54,11 @@ pub fn connect_pool(database_url: &str, config: &PoolConfig) -> Pool {
         .boxed()
     });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
-    bb8::Pool::builder()
+    Ok(bb8::Pool::builder()
         .max_size(config.max_size)
         .min_idle(None)
         .connection_timeout(config.acquire_timeout)
-        .build_unchecked(manager)
+        .build_unchecked(manager))
 }
 
 /// `SELECT 1` on a pooled connection: the readiness check.

@@ -78,7 +78,10 @@ impl Deployment {
 fn config_and_pool() -> Result<(Config, Pool), ConfigError> {
     let config = Config::from_env()?;
     telemetry::init(&config);
-    let pool = data::connect_pool(config.require_database_url()?, &config.pool);
+    let pool = data::connect_pool(config.require_database_url()?, &config.pool).map_err(|e| ConfigError::Invalid {
+        var: "DATABASE_URL",
+        expected: format!("a usable PostgreSQL URL, but {e}"),
+    })?;
     Ok((config, pool))
 }
 
