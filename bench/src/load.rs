@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, header};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use crate::client::{connect, send};
 use crate::probe::{self, CpuShare, Watch};
 use crate::stack::API_KEY;
 
@@ -235,24 +234,6 @@ fn build_request(spec: &LoadSpec, id: usize, seq: u64, timestamp: &str) -> Reque
     builder.body(Full::new(Bytes::from(body))).unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
-async fn connect(port: u16) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
-}
-
-async fn send(sender: &mut SendRequest<Full<Bytes>>, request: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
-}
-
 /// Latency of one `GET` query, sent one at a time on one connection.
 #[derive(Debug, Clone)]
 pub struct QueryTiming {
@@ -339,6 +320,8 @@ pub fn time_queries(
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
     fn spec(workload: Workload) -> LoadSpec {

@@ -11,6 +11,7 @@
 #![allow(clippy::print_stdout)]
 
 mod cli;
+mod client;
 mod load;
 mod metrics;
 mod pgbench;
@@ -27,25 +28,16 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use procfs::Current;
 
-use crate::cli::{Args, Parsed};
+use crate::cli::Args;
 use crate::load::{LoadSpec, Measured, Workload};
 use crate::results::{BatchRun, CopyRun, Footprint, Machine, Results, SingleRun};
 use crate::stack::Stack;
 use crate::stats::{ms, rate};
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => {
-            println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Err(err) => {
-            eprintln!("bench: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -261,7 +253,7 @@ fn async_points(stack: &Stack, args: &Args, results: &mut Results) {
                     log_point("events (pubsub) POST /events", &Ok(point.accepted.clone()));
                     eprintln!(
                         "bench:   202 to countable: {} probes, {} failed; drained {:.1} s after the load",
-                        point.countable_ms.len(),
+                        point.countable.len(),
                         point.probes_failed,
                         point.drain.as_secs_f64()
                     );
@@ -374,14 +366,9 @@ fn metrics_points(stack: &Stack, args: &Args, results: &mut Results) {
 
 /// The machine, the PostgreSQL version and the command, for the report's header.
 fn machine(stack: &Stack) -> Machine {
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+    let cpu_model = procfs::CpuInfo::current()
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
+        .and_then(|info| info.model_name(0).map(str::to_owned))
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let memory = Command::new("free")
         .arg("-h")
@@ -392,6 +379,8 @@ fn machine(stack: &Stack) -> Machine {
             text.lines().find(|l| l.starts_with("Mem:"))?.split_whitespace().nth(1).map(str::to_owned)
         })
         .unwrap_or_else(|| "unknown".to_owned());
+    // The release string as it is (`6.18.44-fc-v657`): procfs's `KernelVersion` keeps only the
+    // numbers, and the suffix names the build.
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
     let postgres = stack.sql("SHOW server_version").unwrap_or_else(|_| "unknown".to_owned());
     let command = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| {

@@ -2,19 +2,15 @@
 //! service, of PostgreSQL (the postmaster and every process it forked) and of the load generator
 //! (this process, or pgbench), the whole machine's busy time, and the service's resident memory.
 
-use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Clock ticks per second of /proc's CPU times (`getconf CLK_TCK`; 100 on Linux).
+use procfs::process::Process;
+use procfs::{CurrentSI, KernelStats};
+
+/// Clock ticks per second of /proc's CPU times (`sysconf(_SC_CLK_TCK)`; 100 on Linux).
 pub fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
+    procfs::ticks_per_second() as f64
 }
 
 /// Logical CPUs of the machine.
@@ -31,45 +27,49 @@ struct ProcStat {
     children: u64,
 }
 
-fn proc_stat(pid: &str) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state) of proc(5); utime is field 14.
-    let num = |field: usize| fields.get(field - 3).and_then(|f| f.parse::<u64>().ok());
-    Some(ProcStat { ppid: u32::try_from(num(4)?).ok()?, own: num(14)? + num(15)?, children: num(16)? + num(17)? })
+impl ProcStat {
+    fn of(process: &Process) -> Option<Self> {
+        let stat = process.stat().ok()?;
+        Some(Self {
+            ppid: u32::try_from(stat.ppid).ok()?,
+            own: stat.utime + stat.stime,
+            children: u64::try_from(stat.cutime + stat.cstime).ok()?,
+        })
+    }
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    ProcStat::of(&Process::new(i32::try_from(pid).ok()?).ok()?)
 }
 
 /// CPU ticks of one process, 0 once it is gone.
 fn ticks_of(pid: u32) -> u64 {
-    proc_stat(&pid.to_string()).map_or(0, |s| s.own)
+    proc_stat(pid).map_or(0, |s| s.own)
 }
 
 /// CPU ticks of the PostgreSQL cluster: the postmaster, the processes it has reaped (backends
 /// that ended) and every live process it forked (backends, walwriter, checkpointer, ...).
 fn postgres_ticks(postmaster: u32) -> u64 {
-    let Some(master) = proc_stat(&postmaster.to_string()) else { return 0 };
-    let mut total = master.own + master.children;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
-        if let Some(stat) = proc_stat(pid).filter(|s| s.ppid == postmaster) {
-            total += stat.own;
-        }
-    }
-    total
+    let Some(master) = proc_stat(postmaster) else { return 0 };
+    let forked: u64 = procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|process| ProcStat::of(&process))
+        .filter(|stat| stat.ppid == postmaster)
+        .map(|stat| stat.own)
+        .sum();
+    master.own + master.children + forked
 }
 
 /// Busy and total ticks of the whole machine, all cores, from /proc/stat.
 fn machine_ticks() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else { return (0, 0) };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
-    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    let Ok(stats) = KernelStats::current() else { return (0, 0) };
+    let t = stats.total;
+    let extra = |ticks: Option<u64>| ticks.unwrap_or(0);
     // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-    (busy, busy + get(3) + get(4))
+    let busy = t.user + t.nice + t.system + extra(t.irq) + extra(t.softirq) + extra(t.steal);
+    (busy, busy + t.idle + extra(t.iowait))
 }
 
 /// How busy the whole machine is over `window`, as a percentage of all cores: taken before the
@@ -84,9 +84,7 @@ pub fn machine_busy_over(window: Duration) -> f64 {
 
 /// Resident memory of a process in KiB (`VmRSS` of /proc/PID/status).
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    Process::new(i32::try_from(pid).ok()?).ok()?.status().ok()?.vmrss
 }
 
 /// Which processes to account for.
@@ -183,7 +181,7 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let me = std::process::id();
-        let stat = proc_stat(&me.to_string()).expect("own stat");
+        let stat = proc_stat(me).expect("own stat");
         assert!(stat.ppid > 0);
         assert!(rss_kib(me).expect("own rss") > 0);
         let (busy, total) = machine_ticks();

@@ -8,9 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use hyper::Method;
 
+use crate::client;
 use crate::load::{self, LoadSpec, Measured, Workload};
-use crate::stack::{API_KEY, Service, Stack, http, wait_for_health};
+use crate::stack::{API_KEY, Service, Stack, wait_for_health};
 
 const TOPIC: &str = "projects/bench/topics/events";
 const SUBSCRIPTION: &str = "projects/bench/subscriptions/events-push";
@@ -32,8 +35,8 @@ pub struct AsyncRun {
     pub clients: usize,
     /// Clients' view: 202s per second, their latency, CPU (worker and emulator are "other").
     pub accepted: Measured,
-    /// 202 to countable through `/metrics`, per probe that became countable, in ms.
-    pub countable_ms: Vec<f64>,
+    /// 202 to countable through `/metrics` of every probe that became countable, µs.
+    pub countable: Histogram<u64>,
     /// Probes that were not countable within `PROBE_GIVE_UP`, or not accepted.
     pub probes_failed: usize,
     /// From the end of the load until the last accepted event was stored.
@@ -52,9 +55,9 @@ impl AsyncStack {
             Service::start(&stack.bin_dir, name, label, &stack.db_url, stack.pool_size, stack.scratch.path(), vars)
         };
         let worker = start("worker", "worker", &[])?;
-        wait_for_health(worker.port, Duration::from_secs(20)).context("worker did not answer /health")?;
+        wait_for_health(&stack.http, worker.port, Duration::from_secs(20)).context("worker did not answer /health")?;
         let put = |path: &str, body: String| -> anyhow::Result<()> {
-            match http(emulator_port, "PUT", &format!("/v1/{path}"), &[], &body)? {
+            match stack.http.request(emulator_port, Method::PUT, &format!("/v1/{path}"), &[], &body)? {
                 (200 | 409, _) => Ok(()),
                 (status, text) => bail!("PUT {path} on the emulator: {status} {text}"),
             }
@@ -74,7 +77,8 @@ impl AsyncStack {
             "events-pubsub",
             &[("INGEST_MODE", "pubsub"), ("PUBSUB_TOPIC", TOPIC), ("PUBSUB_EMULATOR_HOST", &host)],
         )?;
-        wait_for_health(events.port, Duration::from_secs(20)).context("events (pubsub) did not answer /health")?;
+        wait_for_health(&stack.http, events.port, Duration::from_secs(20))
+            .context("events (pubsub) did not answer /health")?;
         Ok(Self { events, worker, _emulator: emulator })
     }
 }
@@ -103,25 +107,32 @@ pub fn point(
     let stop = Arc::new(AtomicBool::new(false));
     let probes = {
         let (stop, events, metrics) = (stop.clone(), async_stack.events.port, stack.metrics.port);
+        let http = client::Blocking::new()?;
         std::thread::spawn(move || {
             std::thread::sleep(warmup);
-            probe_until(&stop, events, metrics, &tag)
+            probe_until(&http, &stop, events, metrics, &tag)
         })
     };
     let accepted = load::run(&spec);
     stop.store(true, Ordering::SeqCst);
     let load_ended = Instant::now();
-    let (countable_ms, probes_failed) = probes.join().map_err(|_| anyhow::anyhow!("the probe thread panicked"))?;
+    let (countable, probes_failed) = probes.join().map_err(|_| anyhow::anyhow!("the probe thread panicked"))?;
     let accepted = accepted?;
     let drain = drained_since(stack, load_ended)?;
     let worker_rss_kib = crate::probe::rss_kib(async_stack.worker.pid());
-    Ok(AsyncRun { clients, accepted, countable_ms, probes_failed, drain, worker_rss_kib })
+    Ok(AsyncRun { clients, accepted, countable, probes_failed, drain, worker_rss_kib })
 }
 
 /// Sends a probe event (a name of its own) every `PROBE_EVERY` until `stop`; returns the
-/// 202-to-countable times in ms and the number of failed probes.
-fn probe_until(stop: &AtomicBool, events: u16, metrics: u16, tag: &str) -> (Vec<f64>, usize) {
-    let (mut times, mut failed) = (Vec::new(), 0);
+/// 202-to-countable times and the number of failed probes.
+fn probe_until(
+    http: &client::Blocking,
+    stop: &AtomicBool,
+    events: u16,
+    metrics: u16,
+    tag: &str,
+) -> (Histogram<u64>, usize) {
+    let (mut times, mut failed) = (load::new_histogram(), 0);
     let now = chrono::Utc::now();
     let at = |d: chrono::TimeDelta| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (timestamp, from, to) =
@@ -131,8 +142,10 @@ fn probe_until(stop: &AtomicBool, events: u16, metrics: u16, tag: &str) -> (Vec<
             break;
         }
         let name = format!("probe_{tag}_{n}");
-        match probe(events, metrics, &name, &timestamp, &from, &to) {
-            Some(ms) => times.push(ms),
+        match probe(http, events, metrics, &name, &timestamp, &from, &to) {
+            Some(countable) => {
+                times.saturating_record(u64::try_from(countable.as_micros()).unwrap_or(u64::MAX).max(1));
+            }
             None => failed += 1,
         }
         std::thread::sleep(PROBE_EVERY);
@@ -140,21 +153,29 @@ fn probe_until(stop: &AtomicBool, events: u16, metrics: u16, tag: &str) -> (Vec<
     (times, failed)
 }
 
-/// Posts one event named `name` and polls `/metrics` every 2 ms until it is counted: the ms
+/// Posts one event named `name` and polls `/metrics` every 2 ms until it is counted: the time
 /// from its 202 to then, or `None` if it was not accepted or not counted within `PROBE_GIVE_UP`.
-fn probe(events: u16, metrics: u16, name: &str, timestamp: &str, from: &str, to: &str) -> Option<f64> {
+fn probe(
+    http: &client::Blocking,
+    events: u16,
+    metrics: u16,
+    name: &str,
+    timestamp: &str,
+    from: &str,
+    to: &str,
+) -> Option<Duration> {
     let body = format!(r#"{{"event_name":"{name}","timestamp":"{timestamp}"}}"#);
     let headers = [("X-API-Key", API_KEY), ("Idempotency-Key", name)];
-    if !matches!(http(events, "POST", "/events", &headers, &body), Ok((202, _))) {
+    if !matches!(http.request(events, Method::POST, "/events", &headers, &body), Ok((202, _))) {
         return None;
     }
     let accepted = Instant::now();
     let query = format!("/metrics?event_name={name}&from={from}&to={to}");
     while accepted.elapsed() <= PROBE_GIVE_UP {
-        if let Ok((200, text)) = http(metrics, "GET", &query, &[("X-API-Key", API_KEY)], "")
+        if let Ok((200, text)) = http.request(metrics, Method::GET, &query, &[("X-API-Key", API_KEY)], "")
             && serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["count"].as_i64()) >= Some(1)
         {
-            return Some(accepted.elapsed().as_secs_f64() * 1000.0);
+            return Some(accepted.elapsed());
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -1,13 +1,14 @@
 //! The system under test: a durable throwaway PostgreSQL, migrated by the release `migrate`,
 //! and the release `events`, `metrics` and `health` binaries as child processes.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::client;
 
 /// The tenant every request of the benchmark belongs to, and its key.
 pub const TENANT: &str = "bench";
@@ -39,6 +40,8 @@ pub struct Stack {
     pub bare_table: Option<&'static str>,
     /// Scratch space: service logs, pgbench scripts and logs, COPY files.
     pub scratch: tempfile::TempDir,
+    /// For the main thread's own requests: health polls and the cold starts.
+    pub http: client::Blocking,
 }
 
 /// The trigger-free copy of `events` for the bare-table pgbench reference.
@@ -93,8 +96,9 @@ impl Stack {
         let events = start("events")?;
         let metrics = start("metrics")?;
         let health = start("health")?;
+        let http = client::Blocking::new()?;
         for service in [&events, &metrics, &health] {
-            wait_for_health(service.port, Duration::from_secs(20))
+            wait_for_health(&http, service.port, Duration::from_secs(20))
                 .with_context(|| format!("{} did not answer /health; see {}", service.name, service.log.display()))?;
         }
         Ok(Self {
@@ -110,6 +114,7 @@ impl Stack {
             events_triggers,
             bare_table,
             scratch,
+            http,
         })
     }
 
@@ -216,76 +221,12 @@ pub fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// A blocking `GET path` on 127.0.0.1:port, one connection: the status code and body.
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    http(port, "GET", path, &[], "")
-}
-
-/// A blocking request on 127.0.0.1:port, one connection: the status code and body.
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_nodelay(true)?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() {
-        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes())?;
-    // Read to the end of the body by its Content-Length: not every server (the Pub/Sub
-    // emulator) closes the connection after the response, `Connection: close` or not.
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        match stream.read(&mut chunk)? {
-            0 => return Err(std::io::Error::other("connection closed before the response head")),
-            n => response.extend_from_slice(&chunk[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no HTTP status line"))?;
-    let length = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok()).flatten()
-    });
-    match length {
-        Some(length) => {
-            while response.len() < head_end + length {
-                match stream.read(&mut chunk)? {
-                    0 => break,
-                    n => response.extend_from_slice(&chunk[..n]),
-                }
-            }
-        }
-        None => {
-            stream.read_to_end(&mut response)?;
-        }
-    }
-    Ok((status, String::from_utf8_lossy(&response[head_end..]).into_owned()))
-}
-
-/// Polls `GET /health` until it answers 200; returns when it first did.
-pub fn wait_for_health(port: u16, timeout: Duration) -> anyhow::Result<Instant> {
+/// Polls `GET /health`, a new connection each time, until it answers 200; returns when it
+/// first did.
+pub fn wait_for_health(http: &client::Blocking, port: u16, timeout: Duration) -> anyhow::Result<Instant> {
     let started = Instant::now();
     loop {
-        if let Ok((200, _)) = http_get(port, "/health") {
+        if let Ok((200, _)) = http.get(port, "/health") {
             return Ok(Instant::now());
         }
         if started.elapsed() > timeout {
@@ -313,7 +254,7 @@ pub fn cold_starts(stack: &Stack, runs: usize) -> anyhow::Result<Vec<Duration>> 
             .stderr(Stdio::null())
             .spawn()
             .context("starting health")?;
-        let ready = wait_for_health(port, Duration::from_secs(10));
+        let ready = wait_for_health(&stack.http, port, Duration::from_secs(10));
         let _ = child.kill();
         let _ = child.wait();
         times.push(ready?.duration_since(started));

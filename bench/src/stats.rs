@@ -1,6 +1,13 @@
-//! Median and spread over runs, and the number formats of the report.
+//! Median and spread over runs, quantiles of latency histograms, and the number formats of the
+//! report.
+
+use hdrhistogram::Histogram;
 
 /// The median and range of one quantity over the runs of a point.
+///
+/// Written out rather than taken from a crate: it is a sort and a middle index over a handful of
+/// runs (3 by default), and the values are rates and ratios, exact to the last digit shown.
+/// Latency distributions, where the values are many, go through hdrhistogram (`quantile_ms`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spread {
     pub median: f64,
@@ -32,15 +39,11 @@ impl Spread {
     }
 }
 
-/// The `q` quantile (0..=1, nearest rank) of `values`; NaN when there are none.
-pub fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
+/// The `q` quantile (0..=1; 1 is the highest value) of a histogram of microseconds, in ms, to
+/// its 3 significant digits; NaN when nothing was recorded, so that `Spread::of` leaves the run
+/// out.
+pub fn quantile_ms(histogram: &Histogram<u64>, q: f64) -> f64 {
+    if histogram.is_empty() { f64::NAN } else { histogram.value_at_quantile(q) as f64 / 1000.0 }
 }
 
 /// `show` for an optional spread: a dash when nothing was measured.
@@ -99,6 +102,17 @@ mod tests {
         let s = Spread::of([4.0, 1.0, 2.0, 3.0]).expect("values");
         assert_eq!(s.median, 2.5);
         assert_eq!(Spread::of([f64::NAN]), None);
+    }
+
+    #[test]
+    fn histogram_quantiles_in_ms() {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
+        for micros in [1_000, 2_000, 3_000, 250_000] {
+            histogram.record(micros).expect("in bounds");
+        }
+        assert_eq!(quantile_ms(&histogram, 0.5), 2.0);
+        assert!((quantile_ms(&histogram, 1.0) - 250.0).abs() < 0.25, "max to 3 significant digits");
+        assert!(quantile_ms(&Histogram::<u64>::new(3).expect("histogram"), 0.5).is_nan());
     }
 
     #[test]
