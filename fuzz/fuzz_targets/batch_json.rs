@@ -1,12 +1,13 @@
-//! `POST /events/batch` body: bytes → JSON → the envelope rules → `parse_event` per item.
+//! `POST /events/batch` body: bytes → JSON → the envelope rules → `domain::EventBody::parse` per item.
 //!
 
 #![no_main]
 
 mod common;
 
+use domain::FieldError;
 use libfuzzer_sys::fuzz_target;
-use platform::{ApiError, FieldError};
+use platform::ApiError;
 use serde_json::Value;
 
 type Item = Result<Value, Vec<FieldError>>;
@@ -52,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         // A bad item rejects only itself: each is judged on its own, with one clock.
-        match events::parse_event(item.clone(), now, common::SKEW) {
+        match domain::EventBody::parse(item.clone(), now, &common::RULES) {
             Ok(input) => {
                 common::check_accepted(item, &input, now);
                 accepted.push(input);
@@ -62,17 +63,15 @@ fuzz_target!(|data: &[u8]| {
         results += 1;
     }
     assert_eq!(results, items.len(), "one result per item, in order");
-    // Two items with the same event_id and payload fingerprint alike (a duplicate, not a
-    // reused key), whatever their position in the batch.
+    // Two equal items fingerprint alike (a duplicate, not a reused key), whatever their
+    // position in the batch.
+    let tenant = domain::TenantId::parse("acme").expect("valid");
+    let id = domain::EventId::parse(b"same").expect("valid");
     for (i, a) in accepted.iter().enumerate() {
         for b in &accepted[i + 1..] {
             if a == b {
-                let fp = |e: &events::EventInput| {
-                    data::payload_fingerprint(
-                        &e.event_name,
-                        data::truncate_to_micros(e.timestamp),
-                        e.properties.as_ref(),
-                    )
+                let fp = |e: &domain::EventBody| {
+                    *domain::NewEvent::from_body(tenant.clone(), id.clone(), e.clone()).fingerprint()
                 };
                 assert_eq!(fp(a), fp(b));
             }

@@ -1,5 +1,5 @@
 //! Values clients (or operators) put in headers and key documents:
-//! - `Idempotency-Key` (and a body `event_id`): `platform::fields::check_event_id`;
+//! - `Idempotency-Key` (and a body `event_id`): `domain::EventId::parse`;
 //! - the tenant key document (`TENANT_KEYS` / Secret Manager): `TenantKeys::from_json` must
 //!   never panic and its error must never echo a key;
 //! - `traceparent` / `X-Cloud-Trace-Context`: `TraceContext::from_headers`.
@@ -11,20 +11,20 @@
 
 use std::collections::HashMap;
 
+use domain::EventId;
 use libfuzzer_sys::fuzz_target;
 use platform::TenantKeys;
-use platform::fields::check_event_id;
 use platform::telemetry::TraceContext;
 use warp::http::{HeaderMap, HeaderName, HeaderValue};
 
 fn idempotency_key(raw: &[u8]) {
     let visible = !raw.is_empty() && raw.len() <= 255 && raw.iter().all(u8::is_ascii_graphic);
-    match check_event_id(raw) {
+    match EventId::parse(raw) {
         Ok(id) => {
             assert!(visible, "accepted {raw:?}");
-            assert_eq!(id.as_bytes(), raw, "the identity is stored as sent");
+            assert_eq!(id.as_str().as_bytes(), raw, "the identity is stored as sent");
             // Every accepted identity can be sent back as a header value.
-            assert!(HeaderValue::from_bytes(id.as_bytes()).is_ok());
+            assert!(HeaderValue::from_bytes(id.as_str().as_bytes()).is_ok());
         }
         Err(message) => {
             assert!(!visible, "refused {raw:?}: {message}");

@@ -4,26 +4,16 @@
 
 mod common;
 
-use chrono::TimeDelta;
-use data::Interval;
+use domain::EventName;
+use domain::metrics::{MAX_BUCKETS, PARAMETERS};
+use domain::time::{ceil_to_micros, format_timestamp, parse_timestamp};
 use libfuzzer_sys::fuzz_target;
-use platform::fields::{ceil_to_micros, check_event_name, format_timestamp, parse_timestamp};
-
-const PARAMETERS: [&str; 4] = ["event_name", "from", "to", "interval"];
-
-fn width(interval: Interval) -> TimeDelta {
-    match interval {
-        Interval::Minute => TimeDelta::minutes(1),
-        Interval::Hour => TimeDelta::hours(1),
-        Interval::Day => TimeDelta::days(1),
-    }
-}
 
 fuzz_target!(|raw: &str| {
     match metrics::parse_query(raw) {
         Ok(q) => {
             assert!(q.from < q.to, "accepted an empty or backward window: {q:?}");
-            check_event_name(&q.event_name).expect("an accepted event name passes check_event_name");
+            assert!(EventName::parse(q.event_name.as_str()).is_ok(), "an accepted event name passes its own check");
             // Bounds are whole microseconds (what PostgreSQL compares) and echo back exactly.
             assert_eq!(ceil_to_micros(q.from), q.from);
             assert_eq!(ceil_to_micros(q.to), q.to);
@@ -31,15 +21,15 @@ fuzz_target!(|raw: &str| {
             assert_eq!(parse_timestamp(&format_timestamp(q.to)), Ok(q.to));
             if let Some(interval) = q.interval {
                 let count = interval.bucket_count(q.from, q.to);
-                assert!((1..=metrics::MAX_BUCKETS).contains(&count), "{count} buckets for {q:?}");
+                assert!((1..=MAX_BUCKETS).contains(&count), "{count} buckets for {q:?}");
                 // The zero-filled response walks the buckets exactly like this
-                // (data::events::zero_filled); its length must be the count that was bounded.
+                // (data's zero_filled); its length must be the count that was bounded.
                 let mut start = interval.bucket_start(q.from);
-                assert!(start <= q.from && q.from - start < width(interval));
+                assert!(start <= q.from && q.from - start < interval.width());
                 let mut walked = 0;
-                while start < q.to && walked <= metrics::MAX_BUCKETS {
+                while start < q.to && walked <= MAX_BUCKETS {
                     walked += 1;
-                    start += width(interval);
+                    start += interval.width();
                 }
                 assert_eq!(walked, count, "bucket_count disagrees with the buckets served for {q:?}");
             }

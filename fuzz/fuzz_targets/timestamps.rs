@@ -3,8 +3,8 @@
 #![no_main]
 
 use chrono::{Datelike, TimeDelta, Timelike};
+use domain::time::{ceil_to_micros, format_timestamp, parse_timestamp, truncate_to_micros};
 use libfuzzer_sys::fuzz_target;
-use platform::fields::{ceil_to_micros, format_timestamp, parse_timestamp};
 
 fuzz_target!(|text: &str| {
     let Ok(ts) = parse_timestamp(text) else { return };
@@ -20,8 +20,8 @@ fuzz_target!(|text: &str| {
     assert!(ceil >= ts, "ceil_to_micros went down for {text:?}");
     assert!(ceil - ts < TimeDelta::microseconds(1), "ceil_to_micros moved {text:?} by a microsecond or more");
     assert_eq!(ceil_to_micros(ceil), ceil, "ceil_to_micros is not idempotent for {text:?}");
-    assert_eq!(data::truncate_to_micros(ceil), ceil);
-    let floor = data::truncate_to_micros(ts);
+    assert_eq!(truncate_to_micros(ceil), ceil);
+    let floor = truncate_to_micros(ts);
     assert!(floor <= ts && ts - floor < TimeDelta::microseconds(1));
     // A stored bound is written back as RFC 3339 too.
     assert_eq!(parse_timestamp(&format_timestamp(ceil)), Ok(ceil));

@@ -54,7 +54,7 @@ async fn each_item_gets_its_own_result_in_order() {
     }
     // earlier + b-1 + two generated: the rejected and duplicate items stored nothing.
     assert_eq!(app.count(ACME_KEY, "signup", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z").await, 4);
-    let stored = data::find_event(&app.state.pool, "acme", "b-1").await.expect("query").expect("stored");
+    let stored = data::find_event(&app.pool, "acme", "b-1").await.expect("query").expect("stored");
     assert_eq!(stored.occurred_at.to_rfc3339(), "2026-01-01T10:00:00+00:00");
 }
 

@@ -145,7 +145,7 @@ fn init_test_logging() {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub state: AppState,
+    pub pool: data::Pool,
     _db: Option<TestDatabase>,
     _stop: oneshot::Sender<()>,
 }
@@ -176,17 +176,18 @@ impl TestApp {
         let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
         let pool = data::connect_pool(database_url, &config.pool).expect("a usable database URL");
-        let state = AppState::new(pool, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"), config);
+        let state = AppState::new(config, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"));
+        let sink = events::Sink::start(&state.config, &pool).expect("the ingest sink");
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let routes = local::routes(&state).expect("routes");
+        let routes = local::routes(&state, pool.clone(), sink);
         tokio::spawn(platform::serve(listener, routes, shutdown, Duration::from_secs(1)));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        Self { addr, client, state, _db: db, _stop: stop }
+        Self { addr, client, pool, _db: db, _stop: stop }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -222,7 +223,7 @@ impl TestApp {
         payload_hash: &[u8],
     ) {
         use diesel::sql_types::{Bytea, Nullable, Text};
-        let mut conn = self.state.pool.get().await.expect("connection");
+        let mut conn = self.pool.get().await.expect("connection");
         diesel::sql_query(
             "INSERT INTO events (tenant_id, event_id, event_name, occurred_at, properties, payload_hash) \
              VALUES ($1, $2, $3, $4::timestamptz, $5::jsonb, $6)",
@@ -258,6 +259,23 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
         assert_eq!(body["status"], status, "problem status matches: {body}");
     }
     (status, body)
+}
+
+/// An event to store directly through `data`, as the service would make it.
+pub fn new_event(
+    tenant_id: &str,
+    event_id: &str,
+    event_name: &str,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    properties: Option<Value>,
+) -> domain::NewEvent {
+    domain::NewEvent::new(
+        domain::TenantId::parse(tenant_id).expect("valid tenant"),
+        domain::EventId::parse(event_id.as_bytes()).expect("valid id"),
+        domain::EventName::parse(event_name).expect("valid name"),
+        occurred_at,
+        properties.map(|p| domain::Properties::parse(p).expect("valid properties")),
+    )
 }
 
 /// A minimal valid event body.

@@ -22,7 +22,7 @@ async fn stores_every_field_and_normalises_the_timestamp_to_utc() {
     let (status, reply) = app.post_event(Some(ACME_KEY), None, &body).await;
     assert_eq!((status, reply.clone()), (201, json!({"event_id": "order-1001", "status": "created"})));
 
-    let stored = data::find_event(&app.state.pool, "acme", "order-1001").await.expect("query").expect("stored");
+    let stored = data::find_event(&app.pool, "acme", "order-1001").await.expect("query").expect("stored");
     assert_eq!(stored.tenant_id, "acme");
     assert_eq!(stored.event_name, "checkout completed");
     assert_eq!(stored.occurred_at, utc("2026-03-01T02:45:30.123456Z"));
@@ -48,7 +48,7 @@ async fn identity_comes_from_the_header_then_the_body_then_the_server() {
     assert_eq!(status, 201);
     let id = uuid::Uuid::parse_str(reply["event_id"].as_str().expect("id")).expect("server ids are UUIDs");
     assert_eq!(id.get_version_num(), 7);
-    assert!(data::find_event(&app.state.pool, "acme", &id.to_string()).await.expect("query").is_some());
+    assert!(data::find_event(&app.pool, "acme", &id.to_string()).await.expect("query").is_some());
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn a_reused_key_with_another_payload_is_refused_and_changes_nothing() {
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["type"], "/problems/idempotency-key-reused");
     }
-    let stored = data::find_event(&app.state.pool, "acme", "k-1").await.expect("query").expect("stored");
+    let stored = data::find_event(&app.pool, "acme", "k-1").await.expect("query").expect("stored");
     assert_eq!((stored.event_name.as_str(), stored.occurred_at), ("signup", utc("2026-01-01T10:00:00Z")));
 }
 
@@ -112,7 +112,7 @@ async fn tenants_never_see_each_other() {
     let (from, to) = ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
     assert_eq!(app.count(ACME_KEY, "signup", from, to).await, 1);
     assert_eq!(app.count(GLOBEX_KEY, "signup", from, to).await, 2);
-    let acme = data::find_event(&app.state.pool, "acme", "shared-id").await.expect("query").expect("stored");
+    let acme = data::find_event(&app.pool, "acme", "shared-id").await.expect("query").expect("stored");
     assert_eq!(acme.occurred_at, utc("2026-01-01T10:00:00Z"));
 }
 

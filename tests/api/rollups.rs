@@ -115,7 +115,7 @@ async fn deleting_events_keeps_the_rollups_exact() {
     let mut times = store(&app, &mut rng).await;
     // Retention, or an operator's fix: delete every event of the second day.
     let (day2, day3) = (base() + TimeDelta::days(1), base() + TimeDelta::days(2));
-    let mut conn = app.state.pool.get().await.expect("connection");
+    let mut conn = app.pool.get().await.expect("connection");
     diesel::sql_query("DELETE FROM events WHERE tenant_id = 'acme' AND occurred_at >= $1 AND occurred_at < $2")
         .bind::<diesel::sql_types::Timestamptz, _>(day2)
         .bind::<diesel::sql_types::Timestamptz, _>(day3)

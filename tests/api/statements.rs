@@ -6,9 +6,10 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 
-use data::{Interval, NewEvent, PoolConfig};
+use data::PoolConfig;
+use domain::{EventName, Interval, TenantId};
 
-use crate::harness::TestDatabase;
+use crate::harness::{TestDatabase, new_event};
 
 #[derive(QueryableByName)]
 struct Prepared {
@@ -27,11 +28,12 @@ async fn insert_and_counts_reuse_one_prepared_statement_each() {
     let pool = data::connect_pool(&db.url, &PoolConfig { max_size: 1, ..PoolConfig::default() }).expect("url");
     let from: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().expect("valid");
     let to = from + TimeDelta::hours(3);
+    let (acme, tick) = (TenantId::parse("acme").expect("valid"), EventName::parse("tick").expect("valid"));
     for i in 0..7 {
-        let event = NewEvent::new("acme".into(), format!("e-{i}"), "tick".into(), from + TimeDelta::minutes(i), None);
+        let event = new_event("acme", &format!("e-{i}"), "tick", from + TimeDelta::minutes(i), None);
         data::insert_idempotent(&pool, &[event]).await.expect("insert");
-        assert_eq!(data::count_in_window(&pool, "acme", "tick", from, to).await.expect("count"), i + 1);
-        let buckets = data::count_buckets(&pool, "acme", "tick", from, to, Interval::Hour).await.expect("buckets");
+        assert_eq!(data::count_in_window(&pool, &acme, &tick, from, to).await.expect("count"), i + 1);
+        let buckets = data::count_buckets(&pool, &acme, &tick, from, to, Interval::Hour).await.expect("buckets");
         assert_eq!(buckets.iter().map(|b| b.count).sum::<i64>(), i + 1);
     }
 

@@ -5,12 +5,11 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::harness::{ACME_KEY, TestApp, send};
+use crate::harness::{ACME_KEY, TestApp, new_event, send};
 
-fn message(event_id: &str, event_name: &str, at: &str) -> data::EventMessage {
+fn message(event_id: &str, event_name: &str, at: &str) -> domain::EventMessage {
     let at = DateTime::parse_from_rfc3339(at).expect("valid").with_timezone(&Utc);
-    let event = data::NewEvent::new("acme".into(), event_id.into(), event_name.into(), at, Some(json!({"k": 1})));
-    data::EventMessage::from(&event)
+    domain::EventMessage::from(&new_event("acme", event_id, event_name, at, Some(json!({"k": 1}))))
 }
 
 fn envelope(data: &[u8]) -> Value {
@@ -37,7 +36,7 @@ async fn a_message_is_stored_once_however_often_it_is_delivered() {
         assert_eq!(push(&app, &body).await.0, 204);
     }
     assert_eq!(app.count(ACME_KEY, "signup", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z").await, 1);
-    let stored = data::find_event(&app.state.pool, "acme", "m-1").await.expect("query").expect("stored");
+    let stored = data::find_event(&app.pool, "acme", "m-1").await.expect("query").expect("stored");
     assert_eq!(stored.properties, Some(json!({"k": 1})));
 }
 

@@ -5,23 +5,22 @@
 //! same identity and payload is a 200 `duplicate`, the same identity with another payload a
 //! 422, and nothing is ever written twice. With `INGEST_MODE=pubsub` an accepted event is
 //! published and answered 202 `accepted` once Pub/Sub holds it; the worker then inserts it with
-//! the same rules.
+//! the same rules. The rules themselves are `domain`'s.
 
-mod input;
 mod publisher;
 
-use data::{BatchingWriter, InsertOutcome, NewEvent};
+use data::{BatchingWriter, InsertOutcome, Pool};
 use domain::json::{Document, Step};
+use domain::{EventBody, EventId, FieldError, IngestRules, NewEvent, TenantId};
 use platform::config::IngestMode;
 use platform::json_body::json_body;
-use platform::{ApiError, AppState, ConfigError, FieldError, TenantId, authenticate};
+use platform::{ApiError, AppState, Config, StartupError, authenticate, with};
 use serde_json::json;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-pub use input::{EventInput, parse_event};
-pub use publisher::Publisher;
+pub use publisher::{PublishError, Publisher};
 
 /// Largest accepted `POST /events` body.
 pub const MAX_EVENT_BODY_BYTES: usize = 1024 * 1024;
@@ -37,126 +36,126 @@ pub const MAX_GROUP_COMMIT: usize = 500;
 
 /// Where accepted events go.
 #[derive(Debug, Clone)]
-enum Sink {
-    /// To PostgreSQL, single events through the group-commit writer.
-    Inline(BatchingWriter),
+pub enum Sink {
+    /// To PostgreSQL: single events through the group-commit writer, batches directly.
+    Inline { writer: BatchingWriter, pool: Pool },
     /// To Pub/Sub.
     PubSub(Publisher),
 }
 
-/// The routes of this function. Inline, starts the group-commit writer for single events with
-/// `INGEST_FLUSHERS` statements in flight; in `pubsub` mode, builds the
-/// publisher (which fails without credentials).
+impl Sink {
+    /// The sink `INGEST_MODE` names. Inline, this starts the group-commit writer's background
+    /// tasks (`INGEST_FLUSHERS` statements in flight, at most the pool size); in `pubsub` mode
+    /// it builds the publisher, which fails without credentials.
+    pub fn start(config: &Config, pool: &Pool) -> Result<Self, StartupError> {
+        Ok(match config.ingest_mode {
+            IngestMode::Inline => {
+                let pool_size = usize::try_from(config.pool.max_size).unwrap_or(1);
+                let flushers = config.ingest_flushers.min(pool_size);
+                Self::Inline {
+                    writer: BatchingWriter::spawn(pool.clone(), flushers, MAX_GROUP_COMMIT),
+                    pool: pool.clone(),
+                }
+            }
+            IngestMode::PubSub => Self::PubSub(Publisher::from_config(config)?),
+        })
+    }
+}
+
+/// What the handlers need besides the request.
+#[derive(Debug, Clone)]
+struct Ingest {
+    sink: Sink,
+    rules: IngestRules,
+}
+
+/// The routes of this function, storing through `sink`.
 pub fn routes(
     state: &AppState,
-) -> Result<impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<>, ConfigError> {
-    let sink = match state.config.ingest_mode {
-        IngestMode::Inline => {
-            let pool_size = usize::try_from(state.config.pool.max_size).unwrap_or(1);
-            let flushers = state.config.ingest_flushers.min(pool_size);
-            Sink::Inline(BatchingWriter::spawn(state.pool.clone(), flushers, MAX_GROUP_COMMIT))
-        }
-        IngestMode::PubSub => Sink::PubSub(Publisher::from_config(&state.config)?),
-    };
-    Ok(single(state.clone(), sink.clone()).or(batch(state.clone(), sink)).unify())
-}
-
-fn single(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("events")
+    sink: Sink,
+) -> impl Filter<Extract = (Result<Response, ApiError>,), Error = Rejection> + Clone + use<> {
+    let ingest = Ingest { sink, rules: state.config.ingest_rules() };
+    let body_timeout = state.config.request_body_timeout;
+    let single = warp::path!("events")
         .and(platform::method::post())
-        .and(authenticate(&state))
-        .and(platform::header::optional("idempotency-key"))
-        .and(json_body(MAX_EVENT_BODY_BYTES, state.config.request_body_timeout))
-        .then(move |tenant, key, body| {
-            let (state, sink) = (state.clone(), sink.clone());
-            async move { ingest(&state, &sink, tenant, key, body).await.unwrap_or_else(|e| e.to_response()) }
-        })
-}
-
-fn batch(state: AppState, sink: Sink) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("events" / "batch")
+        .and(authenticate(state))
+        .and(platform::filters::header("idempotency-key"))
+        .and(json_body(MAX_EVENT_BODY_BYTES, body_timeout))
+        .and(with(ingest.clone()))
+        .then(ingest_one);
+    let batch = warp::path!("events" / "batch")
         .and(platform::method::post())
-        .and(authenticate(&state))
-        .and(platform::header::optional("idempotency-key"))
-        .and(json_body(MAX_BATCH_BODY_BYTES, state.config.request_body_timeout))
-        .then(move |tenant, key: Option<HeaderValue>, body| {
-            let (state, sink) = (state.clone(), sink.clone());
-            async move {
-                if key.is_some() {
-                    let message = "is not used by /events/batch: give each event its own event_id";
-                    return ApiError::invalid("Idempotency-Key", message).to_response();
-                }
-                ingest_batch(&state, &sink, tenant, body).await.unwrap_or_else(|e| e.to_response())
-            }
-        })
+        .and(authenticate(state))
+        .and(platform::filters::header("idempotency-key"))
+        .and(json_body(MAX_BATCH_BODY_BYTES, body_timeout))
+        .and(with(ingest))
+        .then(ingest_batch);
+    single.or(batch).unify()
 }
 
-async fn ingest(
-    state: &AppState,
-    sink: &Sink,
+async fn ingest_one(
     tenant: TenantId,
     idempotency_key: Option<HeaderValue>,
     body: Document,
+    ingest: Ingest,
 ) -> Result<Response, ApiError> {
     if !body.duplicates.is_empty() {
         return Err(ApiError::Validation(body.duplicates.iter().map(FieldError::duplicate).collect()));
     }
-    let body = body.value;
     let header_id = idempotency_key
-        .map(|value| {
-            platform::fields::check_event_id(value.as_bytes()).map_err(|msg| ApiError::invalid("Idempotency-Key", msg))
-        })
+        .map(|value| EventId::parse(value.as_bytes()).map_err(|msg| ApiError::invalid("Idempotency-Key", msg)))
         .transpose()?;
-    let now = chrono::Utc::now();
-    let input = parse_event(body, now, state.config.max_future_skew).map_err(ApiError::Validation)?;
-    let event_id = header_id.or(input.event_id).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let event = NewEvent::new(tenant.to_string(), event_id, input.event_name, input.timestamp, input.properties);
-    let event_id = event.event_id.clone();
-    let (status, label) = match sink {
+    let body = EventBody::parse(body.value, chrono::Utc::now(), &ingest.rules).map_err(ApiError::Validation)?;
+    let event_id = header_id.or_else(|| body.event_id.clone()).unwrap_or_else(EventId::generate);
+    let event = NewEvent::from_body(tenant, event_id.clone(), body);
+    let (status, label) = match &ingest.sink {
         Sink::PubSub(publisher) => {
-            publisher.publish(std::slice::from_ref(&event)).await.map_err(ApiError::Unavailable)?;
+            publisher.publish(std::slice::from_ref(&event)).await?;
             (StatusCode::ACCEPTED, "accepted")
         }
-        Sink::Inline(writer) => match writer.insert(event).await? {
+        Sink::Inline { writer, .. } => match writer.insert(event).await? {
             InsertOutcome::Created => (StatusCode::CREATED, "created"),
             InsertOutcome::Duplicate => (StatusCode::OK, "duplicate"),
-            InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id }),
+            InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id: event_id.to_string() }),
         },
     };
-    let body = warp::reply::json(&serde_json::json!({"event_id": event_id, "status": label}));
+    let body = warp::reply::json(&json!({"event_id": event_id.as_str(), "status": label}));
     Ok(warp::reply::with_status(body, status).into_response())
 }
 
-async fn ingest_batch(state: &AppState, sink: &Sink, tenant: TenantId, body: Document) -> Result<Response, ApiError> {
+async fn ingest_batch(
+    tenant: TenantId,
+    idempotency_key: Option<HeaderValue>,
+    body: Document,
+    ingest: Ingest,
+) -> Result<Response, ApiError> {
+    if idempotency_key.is_some() {
+        let message = "is not used by /events/batch: give each event its own event_id";
+        return Err(ApiError::invalid("Idempotency-Key", message));
+    }
     let items = batch_items(body)?;
     let now = chrono::Utc::now();
     let mut events = Vec::with_capacity(items.len());
     // Per item: the index of its event in `events`, or why it was rejected.
     let mut results: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());
     for item in items {
-        match item.and_then(|item| parse_event(item, now, state.config.max_future_skew)) {
-            Ok(input) => {
-                let event_id = input.event_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        match item.and_then(|item| EventBody::parse(item, now, &ingest.rules)) {
+            Ok(body) => {
+                let event_id = body.event_id.clone().unwrap_or_else(EventId::generate);
                 results.push(Ok(events.len()));
-                events.push(NewEvent::new(
-                    tenant.to_string(),
-                    event_id,
-                    input.event_name,
-                    input.timestamp,
-                    input.properties,
-                ));
+                events.push(NewEvent::from_body(tenant.clone(), event_id, body));
             }
             Err(errors) => results.push(Err(errors)),
         }
     }
     // Per event: the status of its result; `None` for a reused key.
-    let outcomes: Vec<Option<&str>> = match sink {
+    let outcomes: Vec<Option<&str>> = match &ingest.sink {
         _ if events.is_empty() => Vec::new(),
         Sink::PubSub(publisher) => {
-            publisher.publish(&events).await.map_err(ApiError::Unavailable)?;
+            publisher.publish(&events).await?;
             vec![Some("accepted"); events.len()]
         }
-        Sink::Inline(_) => data::insert_idempotent(&state.pool, &events)
+        Sink::Inline { pool, .. } => data::insert_idempotent(pool, &events)
             .await?
             .into_iter()
             .map(|outcome| match outcome {
@@ -171,7 +170,7 @@ async fn ingest_batch(state: &AppState, sink: &Sink, tenant: TenantId, body: Doc
         .enumerate()
         .map(|(index, result)| match result {
             Ok(at) => {
-                let event_id = &events[at].event_id;
+                let event_id = events[at].event_id().as_str();
                 match outcomes.get(at).copied().flatten() {
                     Some(status) => json!({"index": index, "event_id": event_id, "status": status}),
                     None => json!({"index": index, "event_id": event_id, "status": "rejected", "error": {

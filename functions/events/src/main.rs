@@ -1,15 +1,18 @@
 use std::process::ExitCode;
 
-use platform::deployment::exit_with;
+use platform::{KeyPolicy, Process, StartupError};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let deployment = match platform::Deployment::from_env().await {
-        Ok(deployment) => deployment,
-        Err(err) => return exit_with(&err),
-    };
-    match events::routes(&deployment.state) {
-        Ok(routes) => deployment.serve(routes).await,
-        Err(err) => exit_with(&err),
-    }
+    platform::startup::run(async {
+        let process = Process::from_env()?;
+        let pool =
+            data::connect_pool(process.database_url()?, &process.config.pool).map_err(StartupError::database_url)?;
+        let state = process.app_state(KeyPolicy::Required).await?;
+        let sink = events::Sink::start(&process.config, &pool)?;
+        let listener = process.listen().await?;
+        process.serve(listener, events::routes(&state, sink)).await;
+        Ok(())
+    })
+    .await
 }

@@ -7,14 +7,37 @@
 use std::time::Duration;
 
 use base64::Engine;
-use data::{EventMessage, NewEvent};
+use domain::{EventMessage, NewEvent};
 use google_cloud_auth::credentials::AccessTokenCredentials;
-use platform::{Config, ConfigError};
+use platform::{Config, ConfigError, StartupError};
 use serde::Deserialize;
 use serde_json::json;
 
 /// How long one publish may take before the request is answered 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a publish failed. Every kind but the first is worth retrying (503).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot serialise the message")]
+    Serialise(#[source] serde_json::Error),
+    #[error("no access token for Pub/Sub")]
+    Token(#[source] google_cloud_auth::errors::CredentialsError),
+    #[error("the publish request failed")]
+    Send(#[source] reqwest::Error),
+    #[error("Pub/Sub answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("unreadable publish reply")]
+    Reply(#[source] reqwest::Error),
+    #[error("Pub/Sub acknowledged {acked} of {sent} messages")]
+    Partial { acked: usize, sent: usize },
+}
+
+impl domain::Retryable for PublishError {
+    fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Serialise(_))
+    }
+}
 
 /// A client for one topic.
 #[derive(Debug, Clone)]
@@ -35,7 +58,7 @@ struct PublishResponse {
 impl Publisher {
     /// A publisher for `PUBSUB_TOPIC`: at `PUBSUB_EMULATOR_HOST` without credentials if set,
     /// else at Google's endpoint with Application Default Credentials.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &Config) -> Result<Self, StartupError> {
         let topic = config
             .pubsub_topic
             .as_deref()
@@ -46,45 +69,42 @@ impl Publisher {
                 let credentials = google_cloud_auth::credentials::Builder::default()
                     .with_scopes(["https://www.googleapis.com/auth/pubsub"])
                     .build_access_token_credentials()
-                    .map_err(|e| ConfigError::Unreadable {
-                        var: "PUBSUB_TOPIC",
-                        reason: format!("no credentials: {e}"),
-                    })?;
+                    .map_err(|e| StartupError::dependency("no Google credentials to publish to PUBSUB_TOPIC", e))?;
                 ("https://pubsub.googleapis.com".to_owned(), Some(credentials))
             }
         };
         let http = reqwest::Client::builder()
             .timeout(PUBLISH_TIMEOUT)
             .build()
-            .map_err(|e| ConfigError::Unreadable { var: "PUBSUB_TOPIC", reason: format!("no HTTP client: {e}") })?;
+            .map_err(|e| StartupError::dependency("no HTTP client to publish to PUBSUB_TOPIC", e))?;
         Ok(Self { http, url: format!("{base}/v1/{topic}:publish"), credentials })
     }
 
     /// Publishes one message per event; Ok only when Pub/Sub stored every one of them.
-    pub async fn publish(&self, events: &[NewEvent]) -> Result<(), String> {
-        let messages: Vec<serde_json::Value> = events
+    pub async fn publish(&self, events: &[NewEvent]) -> Result<(), PublishError> {
+        let messages = events
             .iter()
             .map(|event| {
-                let data = serde_json::to_vec(&EventMessage::from(event)).unwrap_or_default();
-                json!({
+                let data = serde_json::to_vec(&EventMessage::from(event)).map_err(PublishError::Serialise)?;
+                Ok(json!({
                     "data": base64::engine::general_purpose::STANDARD.encode(data),
-                    "attributes": {"tenant_id": event.tenant_id, "event_id": event.event_id},
-                })
+                    "attributes": {"tenant_id": event.tenant_id().as_str(), "event_id": event.event_id().as_str()},
+                }))
             })
-            .collect();
+            .collect::<Result<Vec<serde_json::Value>, PublishError>>()?;
         let mut request = self.http.post(&self.url).json(&json!({ "messages": messages }));
         if let Some(credentials) = &self.credentials {
-            let token = credentials.access_token().await.map_err(|e| format!("no access token: {e}"))?;
+            let token = credentials.access_token().await.map_err(PublishError::Token)?;
             request = request.bearer_auth(token.token);
         }
-        let response = request.send().await.map_err(|e| format!("publish failed: {e}"))?;
+        let response = request.send().await.map_err(PublishError::Send)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("Pub/Sub answered {status}"));
+            return Err(PublishError::Status(status));
         }
-        let published: PublishResponse = response.json().await.map_err(|e| format!("unreadable publish reply: {e}"))?;
+        let published: PublishResponse = response.json().await.map_err(PublishError::Reply)?;
         if published.message_ids.len() != events.len() {
-            return Err(format!("Pub/Sub acknowledged {} of {} messages", published.message_ids.len(), events.len()));
+            return Err(PublishError::Partial { acked: published.message_ids.len(), sent: events.len() });
         }
         Ok(())
     }

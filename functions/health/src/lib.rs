@@ -3,24 +3,27 @@
 
 use std::time::Duration;
 
-use platform::{ApiError, AppState};
+use data::Pool;
+use platform::{ApiError, with};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 /// How long readiness waits for the database.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The database did not answer the readiness check in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the database did not answer within {} s", READY_TIMEOUT.as_secs())]
+struct NoAnswer;
+
 /// The routes of this function.
-pub fn routes(state: &AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    let pool = state.pool.clone();
-    warp::path!("ready").and(platform::method::get()).then(move || {
-        let pool = pool.clone();
-        async move {
-            match tokio::time::timeout(READY_TIMEOUT, data::ping(&pool)).await {
-                Ok(Ok(())) => warp::reply::json(&serde_json::json!({"status": "ready"})).into_response(),
-                Ok(Err(err)) => ApiError::from(err).to_response(),
-                Err(_) => ApiError::Unavailable("database did not answer within 2 s".into()).to_response(),
-            }
-        }
-    })
+pub fn routes(pool: Pool) -> impl Filter<Extract = (Result<Response, ApiError>,), Error = Rejection> + Clone {
+    warp::path!("ready").and(platform::method::get()).and(with(pool)).then(ready)
+}
+
+async fn ready(pool: Pool) -> Result<Response, ApiError> {
+    tokio::time::timeout(READY_TIMEOUT, data::ping(&pool))
+        .await
+        .map_err(|_| ApiError::Unavailable(Box::new(NoAnswer)))??;
+    Ok(warp::reply::json(&serde_json::json!({"status": "ready"})).into_response())
 }

@@ -4,22 +4,25 @@
 
 pub mod pubsub;
 
-use platform::{AppState, ConfigError};
+use data::Pool;
+use platform::{ApiError, AppState};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 /// Key document used when `TENANT_KEYS` is unset: two demo tenants, keys as in README.md.
 pub const DEMO_TENANT_KEYS: &str = r#"{"acme": ["tenant-key-123"], "globex": ["tenant-key-456"]}"#;
 
-/// All routes of `events`, `metrics`, `health` and `worker`.
+/// All routes of `events`, `metrics`, `health` and `worker`, on one pool.
 pub fn routes(
     state: &AppState,
-) -> Result<impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<>, ConfigError> {
-    Ok(events::routes(state)?
-        .or(metrics::routes(state))
+    pool: Pool,
+    sink: events::Sink,
+) -> impl Filter<Extract = (Result<Response, ApiError>,), Error = Rejection> + Clone + use<> {
+    events::routes(state, sink)
+        .or(metrics::routes(state, pool.clone()))
         .unify()
-        .or(health::routes(state))
+        .or(health::routes(pool.clone()))
         .unify()
-        .or(worker::routes(state))
-        .unify())
+        .or(worker::routes(state, pool))
+        .unify()
 }

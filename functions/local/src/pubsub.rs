@@ -4,6 +4,19 @@
 
 use serde_json::json;
 
+/// Why the emulator's topology could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("PUT {path} failed")]
+    Send {
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("PUT {path} answered {status}: {body}")]
+    Status { path: String, status: reqwest::StatusCode, body: String },
+}
+
 /// Names derived from the events topic.
 #[derive(Debug, Clone)]
 pub struct Topology {
@@ -28,17 +41,25 @@ impl Topology {
 
     /// Creates whatever is missing on the emulator at `host`, pushing to `push_endpoint`;
     /// a message goes to the dead-letter topic after `max_delivery_attempts` failed pushes.
-    pub async fn ensure(&self, host: &str, push_endpoint: &str, max_delivery_attempts: u32) -> Result<(), String> {
+    pub async fn ensure(
+        &self,
+        host: &str,
+        push_endpoint: &str,
+        max_delivery_attempts: u32,
+    ) -> Result<(), TopologyError> {
         let http = reqwest::Client::new();
         let put = |path: &str, body: serde_json::Value| {
             let request = http.put(format!("http://{host}/v1/{path}")).json(&body);
             let path = path.to_owned();
             async move {
-                let response = request.send().await.map_err(|e| e.to_string())?;
+                let response =
+                    request.send().await.map_err(|source| TopologyError::Send { path: path.clone(), source })?;
                 // 409: it exists already, from an earlier run.
-                match response.status().as_u16() {
-                    200 | 409 => Ok(()),
-                    status => Err(format!("PUT {path}: {status} {}", response.text().await.unwrap_or_default())),
+                match response.status() {
+                    status if status.is_success() || status == reqwest::StatusCode::CONFLICT => Ok(()),
+                    status => {
+                        Err(TopologyError::Status { path, status, body: response.text().await.unwrap_or_default() })
+                    }
                 }
             }
         };

@@ -1,12 +1,17 @@
 use std::process::ExitCode;
 
+use platform::{KeyPolicy, Process, StartupError};
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match platform::Deployment::from_env().await {
-        Ok(deployment) => {
-            let routes = metrics::routes(&deployment.state);
-            deployment.serve(routes).await
-        }
-        Err(err) => platform::deployment::exit_with(&err),
-    }
+    platform::startup::run(async {
+        let process = Process::from_env()?;
+        let pool =
+            data::connect_pool(process.database_url()?, &process.config.pool).map_err(StartupError::database_url)?;
+        let state = process.app_state(KeyPolicy::Required).await?;
+        let listener = process.listen().await?;
+        process.serve(listener, metrics::routes(&state, pool)).await;
+        Ok(())
+    })
+    .await
 }

@@ -3,25 +3,17 @@
 
 use std::process::ExitCode;
 
+use platform::{Process, StartupError};
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match platform::Config::from_env() {
-        Ok(config) => config,
-        Err(err) => return platform::deployment::exit_with(&err),
-    };
-    platform::telemetry::init(&config);
-    let url = match config.require_database_url() {
-        Ok(url) => url,
-        Err(err) => return platform::deployment::exit_with(&err),
-    };
-    match data::run_migrations(url).await {
-        Ok(applied) => {
-            tracing::info!(applied = ?applied, "schema is current");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "migration failed");
-            ExitCode::FAILURE
-        }
-    }
+    platform::startup::run(async {
+        let process = Process::from_env()?;
+        let applied = data::run_migrations(process.database_url()?)
+            .await
+            .map_err(|e| StartupError::dependency("migration failed", e))?;
+        tracing::info!(applied = ?applied, "schema is current");
+        Ok(())
+    })
+    .await
 }

@@ -1,14 +1,18 @@
 use std::process::ExitCode;
 
+use platform::{KeyPolicy, Process, StartupError};
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    // The worker is reached only by Pub/Sub push (Cloud Run checks the OIDC token), never by
-    // tenants, so it needs no tenant keys.
-    match platform::Deployment::from_env_without_tenant_keys() {
-        Ok(deployment) => {
-            let routes = worker::routes(&deployment.state);
-            deployment.serve(routes).await
-        }
-        Err(err) => platform::deployment::exit_with(&err),
-    }
+    platform::startup::run(async {
+        let process = Process::from_env()?;
+        let pool =
+            data::connect_pool(process.database_url()?, &process.config.pool).map_err(StartupError::database_url)?;
+        // Reached only by Pub/Sub push (Cloud Run checks the OIDC token), never by tenants.
+        let state = process.app_state(KeyPolicy::NoTenants).await?;
+        let listener = process.listen().await?;
+        process.serve(listener, worker::routes(&state, pool)).await;
+        Ok(())
+    })
+    .await
 }

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod connect;
+mod counts;
 mod error;
-mod events;
-mod message;
+mod insert;
 mod migrations;
 mod pool;
 mod prepared;
@@ -11,12 +11,9 @@ pub mod schema;
 mod writer;
 
 pub use connect::{ConnectOptions, UrlError};
+pub use counts::{Bucket, count_buckets, count_in_window};
 pub use error::DataError;
-pub use events::{
-    Bucket, Event, InsertOutcome, Interval, NewEvent, count_buckets, count_in_window, find_event, insert_idempotent,
-    payload_fingerprint, truncate_to_micros,
-};
-pub use message::EventMessage;
+pub use insert::{Event, InsertOutcome, find_event, insert_idempotent};
 pub use migrations::run_migrations;
 pub use pool::{Pool, PoolConfig, connect_pool, ping};
 pub use writer::BatchingWriter;

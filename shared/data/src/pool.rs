@@ -1,34 +1,17 @@
 //! The connection pool: built once per process, lazily connected, every connection set up
 //! with a statement timeout so a slow database answers "unavailable" instead of piling up work.
 
-use std::time::Duration;
-
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::FutureExt;
+
+pub use settings::PoolConfig;
 
 use crate::DataError;
 use crate::connect::{ConnectOptions, UrlError};
 
 /// The process-wide pool of PostgreSQL connections.
 pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
-
-/// Sizes and time limits of the pool.
-#[derive(Debug, Clone)]
-pub struct PoolConfig {
-    /// Most connections this process opens.
-    pub max_size: u32,
-    /// How long a request waits for a free connection before it is told to retry.
-    pub acquire_timeout: Duration,
-    /// Server-side limit on any one statement.
-    pub statement_timeout: Duration,
-}
-
-impl Default for PoolConfig {
-    fn default() -> Self {
-        Self { max_size: 10, acquire_timeout: Duration::from_secs(2), statement_timeout: Duration::from_secs(5) }
-    }
-}
 
 /// Builds the pool without connecting: the process starts (and answers `/health`) while the
 /// database is still down, and connections are opened on first use. Fails only when the URL

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::{DataError, InsertOutcome, NewEvent, Pool, insert_idempotent};
+use domain::NewEvent;
+
+use crate::error::Inconsistency;
+use crate::{DataError, InsertOutcome, Pool, insert_idempotent};
 
 struct Job {
     event: NewEvent,
@@ -24,12 +27,13 @@ pub struct BatchingWriter {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("event_id", &self.event.event_id).finish_non_exhaustive()
+        f.debug_struct("Job").field("event_id", self.event.event_id()).finish_non_exhaustive()
     }
 }
 
 impl BatchingWriter {
-    /// Starts `flushers` tasks writing through `pool`. Call from within a tokio runtime.
+    /// Starts `flushers` background tasks writing through `pool`; they end when the last
+    /// handle is dropped. Call from within a tokio runtime.
     pub fn spawn(pool: Pool, flushers: usize, max_batch: usize) -> Self {
         let max_batch = max_batch.max(1);
         let (jobs, queue) = mpsc::channel(max_batch * flushers.max(1) * 2);
@@ -43,11 +47,8 @@ impl BatchingWriter {
     /// Inserts one event, sharing a statement and a commit with whatever else is waiting.
     pub async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, DataError> {
         let (reply, outcome) = oneshot::channel();
-        self.jobs
-            .send(Job { event, reply })
-            .await
-            .map_err(|_| DataError::Unavailable("the writer has stopped".into()))?;
-        outcome.await.map_err(|_| DataError::Unavailable("the writer dropped the request".into()))?
+        self.jobs.send(Job { event, reply }).await.map_err(|_| DataError::unavailable(Inconsistency::WriterStopped))?;
+        outcome.await.map_err(|_| DataError::unavailable(Inconsistency::WriterStopped))?
     }
 }
 
@@ -72,10 +73,9 @@ async fn flush_forever(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_b
             Err(DataError::Unexpected(_)) if events.len() > 1 => {
                 for (reply, event) in replies.into_iter().zip(events) {
                     let outcome = insert_idempotent(&pool, std::slice::from_ref(&event)).await;
-                    let _ = reply
-                        .send(outcome.and_then(|o| {
-                            o.first().copied().ok_or_else(|| DataError::Unexpected("no outcome".into()))
-                        }));
+                    let _ = reply.send(outcome.and_then(|o| {
+                        o.first().copied().ok_or_else(|| DataError::unexpected(Inconsistency::NoOutcome))
+                    }));
                 }
             }
             Err(err) => {

@@ -12,7 +12,7 @@ use crate::{ApiError, AppState, TenantId};
 pub fn authenticate(state: &AppState) -> impl Filter<Extract = (TenantId,), Error = Rejection> + Clone + use<> {
     let keys = state.keys.clone();
     let limiter = state.rate_limiter.clone();
-    crate::header::optional("x-api-key").and_then(move |presented: Option<HeaderValue>| {
+    crate::filters::header("x-api-key").and_then(move |presented: Option<HeaderValue>| {
         let tenant = presented.and_then(|key| keys.tenant_for(key.as_bytes()));
         let limiter = limiter.clone();
         async move {

@@ -4,7 +4,9 @@
 
 use std::convert::Infallible;
 
-use data::DataError;
+use std::error::Error as StdError;
+
+pub use domain::FieldError;
 use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
@@ -12,35 +14,6 @@ use warp::{Rejection, Reply};
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: &str = "1";
-
-/// One invalid field: its name as the client wrote it and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    /// An error on `field`.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
-
-    /// A member given more than once at `path` (I-JSON): ambiguous, so refused.
-    pub fn duplicate(path: &domain::json::Path) -> Self {
-        Self::new(path.to_string(), "is given more than once; duplicate member names are ambiguous")
-    }
-
-    /// A field (or parameter) the contract does not have. One with an empty name is reported
-    /// on `container` (`body`, `query`), so every error names something the client can find.
-    pub fn unknown(name: &str, container: &str) -> Self {
-        if name.is_empty() {
-            Self::new(container, "has a field with an empty name")
-        } else {
-            Self::new(name, "unknown field")
-        }
-    }
-}
 
 /// Every error a request can end in.
 #[derive(Debug, thiserror::Error)]
@@ -71,21 +44,36 @@ pub enum ApiError {
     /// The tenant is over its rate limit.
     #[error("too many requests for this tenant; retry after {} s", retry_after_secs)]
     RateLimited { limit: u32, retry_after_secs: u64 },
-    /// The database (or another dependency) cannot serve now; the reason is logged, not shown.
+    /// The database (or another dependency) cannot serve now; the cause is logged, not shown.
     #[error("the service is temporarily unavailable; retry later")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// A bug or a broken invariant; the cause is logged, not shown.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn StdError + Send + Sync>),
 }
 
 impl warp::reject::Reject for ApiError {}
 
-impl From<DataError> for ApiError {
-    fn from(err: DataError) -> Self {
-        match err {
-            DataError::Unavailable(reason) => Self::Unavailable(reason),
-            DataError::Unexpected(reason) => Self::Internal(reason),
+/// A dependency's failure (the database, Pub/Sub) is a 503 when retrying may help, else a 500.
+impl<E: domain::Retryable + StdError + Send + Sync + 'static> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        if err.is_retryable() { Self::Unavailable(Box::new(err)) } else { Self::Internal(Box::new(err)) }
+    }
+}
+
+/// An error and every cause under it, `: `-separated, for the one log line that records it.
+#[derive(Debug)]
+pub struct Chain<'a>(pub &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
         }
+        Ok(())
     }
 }
 
@@ -143,8 +131,8 @@ impl ApiError {
     /// Renders the problem+json response, logging what the client is not told.
     pub fn to_response(&self) -> Response {
         match self {
-            Self::Unavailable(reason) => tracing::warn!(reason = %reason, "dependency unavailable"),
-            Self::Internal(reason) => tracing::error!(reason = %reason, "internal error"),
+            Self::Unavailable(cause) => tracing::warn!(error = %Chain(cause.as_ref()), "dependency unavailable"),
+            Self::Internal(cause) => tracing::error!(error = %Chain(cause.as_ref()), "internal error"),
             _ => {}
         }
         let status = self.status();
@@ -220,7 +208,7 @@ fn rejection_to_error(rejection: &Rejection) -> Result<&ApiError, ApiError> {
     } else if let Some(e) = rejection.find::<reject::LengthRequired>() {
         ApiError::invalid("Content-Length", e.to_string())
     } else {
-        ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}").into())
     })
 }
 
@@ -248,6 +236,7 @@ mod tests {
     #[tokio::test]
     async fn unavailable_says_when_to_retry_and_hides_the_reason() {
         let response = ApiError::Unavailable("connection refused to 10.0.0.3".into()).to_response();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         let body = body_of(response).await;

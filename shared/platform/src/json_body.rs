@@ -19,7 +19,7 @@ use crate::ApiError;
 /// connection and a task for ever.
 pub fn json_body(limit: usize, timeout: Duration) -> impl Filter<Extract = (Document,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
-        .and(crate::header::optional("content-type"))
+        .and(crate::filters::header("content-type"))
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, content_type: Option<HeaderValue>, body| async move {
             tokio::time::timeout(timeout, read_json(declared, content_type, body, limit))

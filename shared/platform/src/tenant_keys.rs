@@ -7,31 +7,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+pub use domain::TenantId;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-/// A tenant's identifier, as written in the key document.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TenantId(Arc<str>);
-
-impl TenantId {
-    /// The identifier as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
 
 /// Why a key document was refused. Never carries a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,15 +102,12 @@ fn parse_document(document: &str) -> Result<KeyIndex, KeyDocumentError> {
     }
     let mut index = KeyIndex::new();
     for (tenant, keys) in parsed {
-        let valid_id = (1..=64).contains(&tenant.len())
-            && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !valid_id {
+        let Ok(id) = TenantId::parse(&tenant) else {
             return Err(KeyDocumentError::BadTenantId(tenant));
-        }
+        };
         if keys.is_empty() {
             return Err(KeyDocumentError::NoKeys(tenant));
         }
-        let id = TenantId(tenant.as_str().into());
         for key in keys {
             // No commas: a comma-separated list is what a proxy makes of two X-API-Key headers,
             // and it must never name a tenant.

@@ -1,12 +1,25 @@
-//! Configuration comes only from the environment, is read once at start into one typed
-//! struct, and a bad value stops start-up with one line naming the variable and the form it
-//! expects. Values are never echoed back: some of them are secrets.
+#![doc = include_str!("../README.md")]
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use data::PoolConfig;
+/// Sizes and time limits of a process's database pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most connections this process opens.
+    pub max_size: u32,
+    /// How long a request waits for a free connection before it is told to retry.
+    pub acquire_timeout: Duration,
+    /// Server-side limit on any one statement.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self { max_size: 10, acquire_timeout: Duration::from_secs(2), statement_timeout: Duration::from_secs(5) }
+    }
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +121,6 @@ pub enum ConfigError {
     /// A variable is set to something unusable.
     #[error("{var} is invalid: expected {expected}")]
     Invalid { var: &'static str, expected: String },
-    /// What a variable points at could not be read (a secret, say).
-    #[error("{var} could not be read: {reason}")]
-    Unreadable { var: &'static str, reason: String },
     /// Two variables that exclude each other are both set.
     #[error("{0} and {1} are both set: set only one")]
     Conflict(&'static str, &'static str),
@@ -216,6 +226,11 @@ impl Config {
             });
         }
         Ok(config)
+    }
+
+    /// The rules an event's time is held to at ingest.
+    pub fn ingest_rules(&self) -> domain::IngestRules {
+        domain::IngestRules { max_future_skew: self.max_future_skew }
     }
 
     /// `DATABASE_URL`, or the error a deployed function stops with.

@@ -1,0 +1,163 @@
+//! Storing events exactly once: the idempotent insert, and reading a stored event back.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use domain::NewEvent;
+
+use crate::error::Inconsistency;
+use crate::prepared::prepared;
+use crate::schema::events;
+use crate::{DataError, Pool};
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = events)]
+pub struct Event {
+    pub tenant_id: String,
+    pub event_id: String,
+    pub event_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub properties: Option<serde_json::Value>,
+    pub payload_hash: Vec<u8>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What an idempotent insert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// A new row was written.
+    Created,
+    /// A row with this identity and the same payload already existed; nothing was written.
+    Duplicate,
+    /// A row with this identity but a different payload already existed; nothing was written.
+    KeyReused,
+}
+
+/// Inserts each event unless its `(tenant_id, event_id)` exists, and says what happened to
+/// each, in order. All events go to PostgreSQL in one statement: `INSERT … SELECT FROM unnest(…)
+/// ON CONFLICT DO NOTHING`, so concurrent identical requests create exactly one row, and the
+/// stored fingerprint of each conflicting row is read in the same statement to tell a replay
+/// from a reused key. A single event is a batch of one.
+pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<InsertOutcome>, DataError> {
+    let mut conn = pool.get().await?;
+    // The first occurrence of each identity is sent; later ones are judged against it.
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
+    let unique: Vec<usize> =
+        (0..events.len()).filter(|&i| first_of.entry(identity(&events[i])).or_insert(i) == &i).collect();
+    let mut stored: Vec<Option<StoredAs>> = vec![None; events.len()];
+    let mut pending = unique;
+    // A conflicting row can be invisible to the statement's snapshot when a concurrent
+    // transaction committed it after the statement began; a second statement sees it. It can
+    // vanish only if deleted (retention); then the insert is simply tried again.
+    for _ in 0..3 {
+        if pending.is_empty() {
+            break;
+        }
+        let rows = insert_unnest(&mut conn, events, &pending).await?;
+        let mut unresolved = Vec::new();
+        for row in rows {
+            let i = pending[usize::try_from(row.ord - 1).unwrap_or(usize::MAX)];
+            match (row.created, row.stored_hash) {
+                (true, _) => stored[i] = Some(StoredAs::CreatedHere),
+                (false, Some(hash)) => stored[i] = Some(StoredAs::Existing(hash)),
+                (false, None) => unresolved.push(i),
+            }
+        }
+        pending = unresolved;
+    }
+    if !pending.is_empty() {
+        return Err(DataError::unavailable(Inconsistency::ConflictUnresolved));
+    }
+    Ok(events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let first = first_of[&identity(event)];
+            match &stored[first] {
+                Some(StoredAs::CreatedHere) if first == i => InsertOutcome::Created,
+                Some(StoredAs::CreatedHere) if events[first].fingerprint() == event.fingerprint() => {
+                    InsertOutcome::Duplicate
+                }
+                Some(StoredAs::Existing(hash)) if event.matches_stored(hash) => InsertOutcome::Duplicate,
+                _ => InsertOutcome::KeyReused,
+            }
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone)]
+enum StoredAs {
+    CreatedHere,
+    Existing(Vec<u8>),
+}
+
+#[derive(QueryableByName)]
+struct InsertedRow {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = Bool)]
+    created: bool,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    stored_hash: Option<Vec<u8>>,
+}
+
+/// One statement whatever the batch size, so PostgreSQL plans it once per connection.
+const INSERT_UNNEST: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bytea[])
+        WITH ORDINALITY AS t(tenant_id, event_id, event_name, occurred_at, properties, payload_hash, ord)
+), inserted AS (
+    INSERT INTO events (tenant_id, event_id, event_name, occurred_at, properties, payload_hash)
+    SELECT tenant_id, event_id, event_name, occurred_at, properties, payload_hash FROM input
+    -- One lock order for every statement, so overlapping concurrent batches cannot deadlock.
+    ORDER BY tenant_id, event_id
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING tenant_id, event_id
+)
+SELECT i.ord AS ord,
+       ins.event_id IS NOT NULL AS created,
+       CASE WHEN ins.event_id IS NULL THEN
+           (SELECT e.payload_hash FROM events e WHERE e.tenant_id = i.tenant_id AND e.event_id = i.event_id)
+       END AS stored_hash
+FROM input i
+LEFT JOIN inserted ins ON ins.tenant_id = i.tenant_id AND ins.event_id = i.event_id";
+
+async fn insert_unnest(
+    conn: &mut AsyncPgConnection,
+    events: &[NewEvent],
+    which: &[usize],
+) -> Result<Vec<InsertedRow>, DataError> {
+    let pick = |i: &usize| &events[*i];
+    let tenant_ids: Vec<&str> = which.iter().map(|i| pick(i).tenant_id().as_str()).collect();
+    let event_ids: Vec<&str> = which.iter().map(|i| pick(i).event_id().as_str()).collect();
+    let names: Vec<&str> = which.iter().map(|i| pick(i).event_name().as_str()).collect();
+    let times: Vec<DateTime<Utc>> = which.iter().map(|i| pick(i).occurred_at()).collect();
+    let properties: Vec<Option<&serde_json::Value>> = which.iter().map(|i| pick(i).properties()).collect();
+    let hashes: Vec<&[u8]> = which.iter().map(|i| pick(i).fingerprint().as_bytes().as_slice()).collect();
+    Ok(prepared(
+        diesel::sql_query(INSERT_UNNEST)
+            .bind::<Array<Text>, _>(tenant_ids)
+            .bind::<Array<Text>, _>(event_ids)
+            .bind::<Array<Text>, _>(names)
+            .bind::<Array<Timestamptz>, _>(times)
+            .bind::<Array<Nullable<Jsonb>>, _>(properties)
+            .bind::<Array<Bytea>, _>(hashes),
+    )
+    .load(conn)
+    .await?)
+}
+
+/// An event's identity, the key idempotency is judged by.
+fn identity(event: &NewEvent) -> (&str, &str) {
+    (event.tenant_id().as_str(), event.event_id().as_str())
+}
+
+/// The stored event with this identity, if any.
+pub async fn find_event(pool: &Pool, tenant_id: &str, event_id: &str) -> Result<Option<Event>, DataError> {
+    let mut conn = pool.get().await?;
+    Ok(events::table.find((tenant_id, event_id)).select(Event::as_select()).first(&mut conn).await.optional()?)
+}
