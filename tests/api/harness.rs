@@ -312,11 +312,34 @@ pub fn pubsub_emulator_host() -> String {
     }
 }
 
-/// A built binary of the workspace, next to this test executable (`scripts/test` builds them).
+/// A built binary of the workspace, next to this test executable. `scripts/test` builds them
+/// first; under a plain `cargo test` (or nextest) the first test that needs one builds them all
+/// with the same cargo and profile, once.
 pub fn binary(name: &str) -> std::path::PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target profile directory");
     let path = dir.join(name);
+    if !path.is_file() {
+        let built = BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let release = dir.file_name().is_some_and(|profile| profile == "release");
+            let mut build = std::process::Command::new(cargo);
+            // From the workspace root, so its default members' binaries are built.
+            build.args(["build", "--bins"]).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            if release {
+                build.arg("--release");
+            }
+            match build.status() {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => Err(format!("`cargo build --bins` failed ({status})")),
+                Err(err) => Err(format!("cannot run cargo: {err}")),
+            }
+        });
+        if let Err(reason) = built {
+            panic!("{} is missing and {reason}: run `cargo build --bins` first", path.display());
+        }
+    }
     assert!(path.is_file(), "{} is missing: run `cargo build --bins` first (scripts/test does)", path.display());
     path
 }
