@@ -59,15 +59,17 @@ resource "google_storage_bucket" "build_sources" {
 }
 
 locals {
-  # What each function's image is built from. A change anywhere else (infra/, docs, tests/)
-  # deploys nothing. shared/data embeds migrations/, but only migrate applies them.
+  # What each function's image is built from: its own directory (deploy.json included), what
+  # every function shares, and the extra_build_inputs of its deploy.json. A change anywhere
+  # else (infra/, docs, tests/) deploys nothing. shared/data embeds migrations/, but only
+  # migrate applies them, so only migrate lists migrations/**.
   common_build_inputs = ["shared/**", "Cargo.toml", "Cargo.lock", "Dockerfile", ".dockerignore", "cloudbuild.yaml"]
   build_inputs = {
-    for f in local.functions : f => concat(
+    for f in local.functions : f => distinct(concat(
       ["functions/${f}/**"],
       local.common_build_inputs,
-      f == "migrate" ? ["migrations/**"] : [],
-    )
+      local.deploy[f].extra_build_inputs,
+    ))
   }
 }
 

@@ -8,6 +8,40 @@ resource "google_service_account" "fn" {
   display_name = "Cloud Run runtime: ${each.key}"
   description  = "Runtime identity of the ${each.key} function."
 
+  # Every deployable function has one of these, so its deploy.json is checked here
+  # (functions/README.md; scripts/check-shipping checks the same against the JSON schema).
+  lifecycle {
+    precondition {
+      # Service account ids are 6-30 characters, the tightest of the names built from it.
+      condition     = can(regex("^[a-z]([a-z0-9-]*[a-z0-9])?$", each.key)) && length("${var.service_prefix}${each.key}") >= 6 && length("${var.service_prefix}${each.key}") <= 30
+      error_message = "functions/${each.key}: a function name must be lowercase letters, digits and hyphens, start with a letter, and make \"${var.service_prefix}${each.key}\" 6-30 characters long (a service account id)."
+    }
+    precondition {
+      condition     = each.key != "local"
+      error_message = "functions/local/deploy.json: local is a development binary and is never deployed; delete that file."
+    }
+    precondition {
+      condition     = length(setsubtract(keys(local.deploy_raw[each.key]), local.deploy_fields)) == 0
+      error_message = "functions/${each.key}/deploy.json has unknown fields ${join(", ", setsubtract(keys(local.deploy_raw[each.key]), local.deploy_fields))}; the fields are ${join(", ", local.deploy_fields)}."
+    }
+    precondition {
+      condition = (
+        local.deploy[each.key].kind == "service" ? contains(["public", "internal"], coalesce(local.deploy[each.key].ingress, "-")) :
+        local.deploy[each.key].kind == "job" ? local.deploy[each.key].ingress == null && local.deploy[each.key].tenant_keys == false :
+        false
+      )
+      error_message = "functions/${each.key}/deploy.json: kind must be \"service\" (with ingress \"public\" or \"internal\") or \"job\" (no ingress, tenant_keys false)."
+    }
+    precondition {
+      condition     = local.deploy[each.key].tenant_keys == true || local.deploy[each.key].tenant_keys == false
+      error_message = "functions/${each.key}/deploy.json: tenant_keys must be true or false."
+    }
+    precondition {
+      condition     = can([for g in local.deploy[each.key].extra_build_inputs : regex("^[^/]", g)])
+      error_message = "functions/${each.key}/deploy.json: extra_build_inputs must be a list of globs relative to the repository root."
+    }
+  }
+
   depends_on = [google_project_service.enabled]
 }
 
@@ -30,10 +64,10 @@ resource "google_service_account" "pubsub_push" {
 # ---- runtime identities --------------------------------------------------------------------
 
 locals {
-  # Telemetry roles cannot be scoped below the project. migrate only logs.
+  # Telemetry roles cannot be scoped below the project. Jobs (migrate) only log.
   runtime_roles = merge(
     { for f in local.http_functions : f => ["roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"] },
-    { migrate = ["roles/logging.logWriter"] },
+    { for f in local.job_functions : f => ["roles/logging.logWriter"] },
   )
   runtime_role_bindings = merge([
     for f, roles in local.runtime_roles : { for r in roles : "${f}/${r}" => { function = f, role = r } }
@@ -94,6 +128,15 @@ resource "google_cloud_run_v2_service_iam_member" "worker_invoker" {
   location = var.region
   role     = "roles/run.invoker"
   member   = google_service_account.pubsub_push.member
+
+  lifecycle {
+    # Public would put the worker behind the load balancer with allUsers as invoker, and
+    # anyone could then post forged push messages.
+    precondition {
+      condition     = contains(local.http_functions, "worker") && !contains(local.public_functions, "worker")
+      error_message = "The worker is invoked only by Pub/Sub push: functions/worker/deploy.json must say \"kind\": \"service\", \"ingress\": \"internal\"."
+    }
+  }
 }
 
 # Pub/Sub mints the push OIDC tokens as the push identity. Needed for projects older than

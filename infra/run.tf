@@ -11,21 +11,19 @@ locals {
     GOOGLE_CLOUD_PROJECT    = var.project_id
   }
 
+  # Env only some functions read; a function not named here gets common_env alone.
   function_env = {
     events = {
       INGEST_MODE  = var.ingest_mode
       PUBSUB_TOPIC = google_pubsub_topic.events.id
     }
-    metrics = {}
-    health  = {}
-    worker  = {}
   }
 
   service_env = {
     for f in local.http_functions : f => merge(
       local.common_env,
-      local.function_env[f],
-      { DB_POOL_SIZE = tostring(var.services[f].pool_size) },
+      try(local.function_env[f], {}),
+      { DB_POOL_SIZE = tostring(local.service_settings[f].pool_size) },
       contains(local.tenant_key_readers, f) ? { TENANT_KEYS_SECRET = local.tenant_keys_secret_version } : {},
     )
   }
@@ -46,12 +44,12 @@ resource "google_cloud_run_v2_service" "fn" {
 
   template {
     service_account                  = google_service_account.fn[each.key].email
-    max_instance_request_concurrency = var.services[each.key].concurrency
+    max_instance_request_concurrency = local.service_settings[each.key].concurrency
     timeout                          = "${var.request_timeout_seconds}s"
 
     scaling {
-      min_instance_count = var.services[each.key].min_instances
-      max_instance_count = var.services[each.key].max_instances
+      min_instance_count = local.service_settings[each.key].min_instances
+      max_instance_count = local.service_settings[each.key].max_instances
     }
 
     vpc_access {
@@ -87,8 +85,8 @@ resource "google_cloud_run_v2_service" "fn" {
 
       resources {
         limits = {
-          cpu    = var.services[each.key].cpu
-          memory = var.services[each.key].memory
+          cpu    = local.service_settings[each.key].cpu
+          memory = local.service_settings[each.key].memory
         }
         cpu_idle          = true
         startup_cpu_boost = true
@@ -150,6 +148,13 @@ resource "google_cloud_run_v2_service" "fn" {
       client,
       client_version,
     ]
+
+    # A services key that names no service (a typo, or a function since removed) would
+    # otherwise leave the real service on default_service without a word.
+    precondition {
+      condition     = length(setsubtract(keys(var.services), local.http_functions)) == 0
+      error_message = "services names ${join(", ", setsubtract(keys(var.services), local.http_functions))}, which is no service in functions/*/deploy.json (services: ${join(", ", local.http_functions)})."
+    }
   }
 
   depends_on = [
@@ -246,6 +251,15 @@ resource "google_cloud_run_v2_job" "migrate" {
       client,
       client_version,
     ]
+
+    # migrate is the one job: cloudbuild.yaml runs it before every deploy and deploys nothing
+    # else as a job, so another "kind": "job" would get a service account and a trigger whose
+    # build tries to deploy it as a service. A new job needs its own resource here (and a
+    # schedule or whatever runs it) and a deploy step in cloudbuild.yaml.
+    precondition {
+      condition     = join(",", local.job_functions) == "migrate"
+      error_message = "The only job this configuration deploys is migrate, but functions/*/deploy.json declare the jobs [${join(", ", local.job_functions)}]."
+    }
   }
 
   depends_on = [

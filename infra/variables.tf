@@ -284,7 +284,7 @@ variable "cloudsql_ca_secret_id" {
 # ---- services ------------------------------------------------------------------------------
 
 variable "services" {
-  description = "Per Cloud Run service: instances, request concurrency, DB pool size and resources. Sum of max_instances x pool_size must fit db_max_connections (checked at plan time)."
+  description = "Per Cloud Run service (a function whose functions/<name>/deploy.json says kind service): instances, request concurrency, DB pool size and resources. A service not named here gets default_service; a key that names no service is an error (checked at plan time). Sum of max_instances x pool_size over every service must fit db_max_connections (checked at plan time)."
   type = map(object({
     min_instances = number
     max_instances = number
@@ -298,11 +298,6 @@ variable "services" {
     metrics = { min_instances = 0, max_instances = 4, concurrency = 80, pool_size = 5 }
     health  = { min_instances = 0, max_instances = 2, concurrency = 80, pool_size = 2 }
     worker  = { min_instances = 0, max_instances = 4, concurrency = 40, pool_size = 10 }
-  }
-
-  validation {
-    condition     = length(var.services) == 4 && alltrue([for f in ["events", "metrics", "health", "worker"] : contains(keys(var.services), f)])
-    error_message = "services must have exactly the keys events, metrics, health and worker."
   }
 
   validation {
@@ -327,6 +322,43 @@ variable "services" {
       ]
     ]]))
     error_message = "services: cpu must be 1, 2, 4, 6 or 8 (or 80m-999m with concurrency 1) and memory 128Mi-32Gi, with enough CPUs for the memory (>4Gi: 2, >8Gi: 4, >16Gi: 6, >24Gi: 8) and enough memory for the CPUs (4 CPUs: 2Gi, 6 or 8: 4Gi)."
+  }
+}
+
+variable "default_service" {
+  description = "Settings of a Cloud Run service that services does not name, e.g. a function just added to functions/. Same fields as an entry of services."
+  type = object({
+    min_instances = number
+    max_instances = number
+    concurrency   = number
+    pool_size     = number
+    cpu           = optional(string, "1")
+    memory        = optional(string, "256Mi")
+  })
+  default = { min_instances = 0, max_instances = 2, concurrency = 80, pool_size = 2 }
+
+  # The same rules as for each entry of services (a validation may only refer to its own
+  # variable before Terraform 1.9, so they are repeated here).
+  validation {
+    condition = alltrue([for s in [var.default_service] :
+      s.min_instances >= 0 && s.max_instances >= 1 && s.min_instances <= s.max_instances &&
+      s.concurrency >= 1 && s.concurrency <= 1000 && s.pool_size >= 1
+    ])
+    error_message = "default_service needs 0 <= min_instances <= max_instances, max_instances >= 1, 1 <= concurrency <= 1000 and pool_size >= 1."
+  }
+
+  validation {
+    # Cloud Run's cpu and memory limits, as for services.
+    condition = alltrue(flatten([for s in [var.default_service] : [
+      for c in [try(endswith(s.cpu, "m") ? tonumber(trimsuffix(s.cpu, "m")) / 1000 : tonumber(s.cpu), -1)] : [
+        for m in [try(endswith(s.memory, "Gi") ? tonumber(trimsuffix(s.memory, "Gi")) * 1024 : tonumber(trimsuffix(s.memory, "Mi")), -1)] :
+        (contains([1, 2, 4, 6, 8], c) || (c >= 0.08 && c < 1 && s.concurrency == 1)) &&
+        can(regex("^[0-9]+(Mi|Gi)$", s.memory)) && m >= 128 && m <= 32768 &&
+        c >= (m > 24576 ? 8 : m > 16384 ? 6 : m > 8192 ? 4 : m > 4096 ? 2 : 0) &&
+        m >= (c >= 6 ? 4096 : c >= 4 ? 2048 : 128)
+      ]
+    ]]))
+    error_message = "default_service: cpu must be 1, 2, 4, 6 or 8 (or 80m-999m with concurrency 1) and memory 128Mi-32Gi, with enough CPUs for the memory (>4Gi: 2, >8Gi: 4, >16Gi: 6, >24Gi: 8) and enough memory for the CPUs (4 CPUs: 2Gi, 6 or 8: 4Gi)."
   }
 }
 

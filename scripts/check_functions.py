@@ -1,169 +1,103 @@
 #!/usr/bin/env python3
-"""Check that every place that ships functions agrees on which functions exist.
+"""Check that the deployable functions are listed once: functions/*/deploy.json.
 
-The truth is the set of crates in functions/ (a directory with a Cargo.toml), minus `local`,
-which is a development binary and is never shipped. That set must equal:
+A function is deployable when its directory in functions/ holds a deploy.json
+(functions/README.md); `local` is a development binary and must have none. Terraform
+(infra/locals.tf), Cloud Build (cloudbuild.yaml) and scripts/check-images derive the set from
+those files. This check fails when:
 
-  * the `_FUNCTION` values of the Cloud Build triggers in infra/,
-  * the Cloud Run services plus the Cloud Run job in infra/,
-  * the docker-compose.yml services built with a FUNCTION build arg (all profiles), where the
-    functions that only make sense with Pub/Sub (worker) appear only in the `async` profile,
-  * the list of accepted _FUNCTION values in cloudbuild.yaml.
+  * a deploy.json has no crate beside it (a Cargo.toml whose package has the directory's
+    name, which the Dockerfile builds), or cannot be read;
+  * docker-compose.yml, which cannot loop and so stays written out, builds (FUNCTION build
+    arg, all profiles) a different set, or puts a function in the wrong profile: internal
+    services ("ingress": "internal", they only make sense with Pub/Sub, i.e. the worker) only
+    in the `async` profile, every other function in the default profile;
+  * a file that should derive the set no longer reads deploy.json, or holds a literal list of
+    two or more function names again (infra/*.tf, cloudbuild.yaml, scripts/check-images;
+    comments are not read).
 
-The Terraform is read statically with python-hcl2. Only the shapes this repository uses are
-understood (`for_each = toset(local.X)` with `each.key`, or a literal name after
-`var.service_prefix`); anything else is reported as unreadable rather than guessed.
+deploy.json fields are validated against functions/deploy.schema.json by check-jsonschema in
+scripts/check-shipping, and by preconditions in infra/iam.tf.
 
 Usage: check_functions.py [--root REPO]. Exit 0 when everything agrees, 1 on a mismatch,
-2 when a file cannot be read or understood. Needs python-hcl2 (8.x) and PyYAML.
+2 when a file cannot be read or understood. Needs PyYAML.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 
-import hcl2
 import yaml
-from hcl2 import SerializationOptions
 
 NEVER_SHIPPED = {"local"}
-# Functions that only run with Pub/Sub, so compose has them in the async profile only.
-ASYNC_ONLY = {"worker"}
 ASYNC_PROFILE = "async"
+
+# Files that must derive the set from deploy.json, and the text that shows they do.
+DERIVERS = {
+    "infra/locals.tf": '"*/deploy.json"',
+    "cloudbuild.yaml": "functions/${_FUNCTION}/deploy.json",
+    "scripts/check-images": '"*/deploy.json"',
+}
 
 
 class Unreadable(Exception):
     """A file exists but its shape is not one this check understands."""
 
 
-def function_crates(root: Path) -> set[str]:
+# ---- functions/ ----------------------------------------------------------------------------
+
+
+def crate_name(cargo_toml: Path) -> str | None:
+    """The [package] name of a Cargo.toml (read with a regex: tomllib needs Python 3.11)."""
+    m = re.search(r'^\[package\][^\[]*?^name\s*=\s*"([^"]+)"', cargo_toml.read_text(encoding="utf-8"), re.M | re.S)
+    return m.group(1) if m else None
+
+
+def read_functions(root: Path) -> tuple[dict[str, dict], set[str], list[str]]:
+    """(deploy.json per deployable function, every crate directory, problems)."""
     fdir = root / "functions"
     if not fdir.is_dir():
         raise Unreadable(f"{fdir} does not exist")
-    return {p.name for p in fdir.iterdir() if (p / "Cargo.toml").is_file()}
-
-
-# ---- Terraform -----------------------------------------------------------------------------
-
-
-def load_tf(infra: Path) -> tuple[dict[str, object], list[tuple[str, str, dict, str]]]:
-    """Returns (locals, resources) across every .tf file in infra/ (not recursive: no modules)."""
-    opts = SerializationOptions(strip_string_quotes=True, explicit_blocks=False, with_comments=False)
-    tf_locals: dict[str, object] = {}
-    resources: list[tuple[str, str, dict, str]] = []
-    files = sorted(infra.glob("*.tf"))
-    if not files:
-        raise Unreadable(f"no .tf files in {infra}")
-    for path in files:
+    deploy: dict[str, dict] = {}
+    problems: list[str] = []
+    crates = {p.name for p in fdir.iterdir() if (p / "Cargo.toml").is_file()}
+    for path in sorted(fdir.glob("*/deploy.json")):
+        name = path.parent.name
         try:
-            with path.open(encoding="utf-8") as f:
-                doc = hcl2.load(f, serialization_options=opts)
-        except Exception as exc:  # python-hcl2 raises lark errors of several kinds
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise Unreadable(f"{path}: {exc}") from exc
-        for block in doc.get("locals", []):
-            tf_locals.update(block)
-        for block in doc.get("resource", []):
-            for rtype, named in block.items():
-                for rname, body in named.items():
-                    resources.append((rtype, rname, body, path.name))
-    return tf_locals, resources
+        if not isinstance(doc, dict) or doc.get("kind") not in ("service", "job"):
+            raise Unreadable(f"{path}: not an object with \"kind\": \"service\" or \"job\"")
+        deploy[name] = doc
+        if name in NEVER_SHIPPED:
+            problems.append(f"functions/{name}/deploy.json: {name} is a development binary and is never shipped")
+        if name not in crates:
+            problems.append(f"functions/{name}/deploy.json has no Cargo.toml beside it")
+        elif crate_name(path.parent / "Cargo.toml") != name:
+            problems.append(f"functions/{name}/Cargo.toml: the package must be named {name!r} (the Dockerfile builds -p <directory>)")
+    return deploy, crates, problems
 
 
-_REF = re.compile(r"^\$\{(?:toset\()?local\.([A-Za-z0-9_]+)\)?\}$")
-_CONCAT = re.compile(r"^\$\{concat\(([^()]*)\)\}$")
-
-
-def resolve_local_list(tf_locals: dict[str, object], name: str, seen: tuple[str, ...] = ()) -> list[str]:
-    if name in seen:
-        raise Unreadable(f"local.{name} refers to itself")
-    if name not in tf_locals:
-        raise Unreadable(f"local.{name} is not defined")
-    value = tf_locals[name]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    if isinstance(value, str):
-        m = _REF.match(value)
-        if m:
-            return resolve_local_list(tf_locals, m.group(1), seen + (name,))
-        m = _CONCAT.match(value)
-        if m:
-            out: list[str] = []
-            for part in m.group(1).split(","):
-                part = part.strip()
-                pm = re.fullmatch(r"local\.([A-Za-z0-9_]+)", part)
-                if not pm:
-                    raise Unreadable(f"local.{name}: cannot read concat() argument {part!r}")
-                out += resolve_local_list(tf_locals, pm.group(1), seen + (name,))
-            return out
-    raise Unreadable(f"local.{name} = {value!r} is not a list this check can read")
-
-
-def for_each_keys(tf_locals: dict[str, object], body: dict, where: str) -> list[str] | None:
-    expr = body.get("for_each")
-    if expr is None:
-        return None
-    m = _REF.match(expr) if isinstance(expr, str) else None
-    if not m:
-        raise Unreadable(f"{where}: for_each = {expr!r}; use toset(local.<list>) so it can be checked")
-    return resolve_local_list(tf_locals, m.group(1))
-
-
-def functions_from_name(value: object, keys: list[str] | None, where: str) -> set[str]:
-    """`${var.service_prefix}${each.key}` over for_each keys, or `${var.service_prefix}NAME`."""
-    if not isinstance(value, str):
-        raise Unreadable(f"{where}: name {value!r} is not a string")
-    if keys is not None and value == "${var.service_prefix}${each.key}":
-        return set(keys)
-    m = re.fullmatch(r"\$\{var\.service_prefix\}([a-z][a-z0-9-]*)", value)
-    if keys is None and m:
-        return {m.group(1)}
-    raise Unreadable(f"{where}: name {value!r} is neither ${{var.service_prefix}}${{each.key}} nor ${{var.service_prefix}}<function>")
-
-
-def terraform_sets(infra: Path) -> dict[str, set[str]]:
-    tf_locals, resources = load_tf(infra)
-    triggers: set[str] = set()
-    services: set[str] = set()
-    jobs: set[str] = set()
-    for rtype, rname, body, fname in resources:
-        where = f"{fname}: {rtype}.{rname}"
-        if rtype == "google_cloudbuild_trigger":
-            keys = for_each_keys(tf_locals, body, where)
-            value = (body.get("substitutions") or {}).get("_FUNCTION")
-            if keys is not None and value == "${each.key}":
-                triggers |= set(keys)
-            elif keys is None and isinstance(value, str) and "$" not in value:
-                triggers.add(value)
-            else:
-                raise Unreadable(f"{where}: substitutions._FUNCTION = {value!r} cannot be read")
-        elif rtype == "google_cloud_run_v2_service":
-            services |= functions_from_name(body.get("name"), for_each_keys(tf_locals, body, where), where)
-        elif rtype == "google_cloud_run_v2_job":
-            jobs |= functions_from_name(body.get("name"), for_each_keys(tf_locals, body, where), where)
-    both = services & jobs
-    if both:
-        raise Unreadable(f"infra: {sorted(both)} are both a Cloud Run service and a job")
-    return {
-        "infra: Cloud Build triggers (_FUNCTION)": triggers,
-        "infra: Cloud Run services + migrate job": services | jobs,
-    }
+def async_only(deploy: dict[str, dict]) -> set[str]:
+    return {f for f, d in deploy.items() if d.get("kind") == "service" and d.get("ingress") == "internal"}
 
 
 # ---- docker-compose.yml --------------------------------------------------------------------
 
 
-def compose_sets(path: Path) -> dict[str, set[str]]:
+def compose_functions(path: Path) -> list[tuple[str, str, list[str]]]:
+    """(compose service, FUNCTION build arg, profiles) for every service built with one."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise Unreadable(f"{path}: {exc}") from exc
-    default: set[str] = set()
-    everything: set[str] = set()
-    wrong_profile: list[str] = []
-    for name, svc in (doc.get("services") or {}).items():
+    out = []
+    for name, svc in ((doc or {}).get("services") or {}).items():
         build = (svc or {}).get("build")
         if not isinstance(build, dict):
             continue
@@ -171,37 +105,83 @@ def compose_sets(path: Path) -> dict[str, set[str]]:
         if isinstance(args, list):  # ["FUNCTION=events", ...]
             args = dict(a.split("=", 1) for a in args if "=" in a)
         function = args.get("FUNCTION")
-        if function is None:
-            continue
-        profiles = svc.get("profiles") or []
-        everything.add(function)
-        if not profiles:
-            default.add(function)
-        if function in ASYNC_ONLY and profiles != [ASYNC_PROFILE]:
-            wrong_profile.append(f"service {name!r} (FUNCTION={function}) must be in profiles: [{ASYNC_PROFILE}] only")
-    if wrong_profile:
-        raise MismatchError(wrong_profile)
-    return {
-        "docker-compose.yml: FUNCTION build args, all profiles": everything,
-        f"docker-compose.yml: FUNCTION build args, default profile ({', '.join(sorted(ASYNC_ONLY))} in {ASYNC_PROFILE} only)": default | (everything & ASYNC_ONLY),
-    }
+        if function is not None:
+            out.append((name, str(function), list(svc.get("profiles") or [])))
+    return out
 
 
-class MismatchError(Exception):
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
+def check_compose(path: Path, deploy: dict[str, dict], crates: set[str]) -> list[str]:
+    built = compose_functions(path)
+    expected = set(deploy) - NEVER_SHIPPED
+    internal = async_only(deploy)
+    everything = {f for _, f, _ in built}
+    default = {f for _, f, profiles in built if not profiles}
+    problems = []
+    if expected - everything:
+        problems.append(f"does not build {', '.join(sorted(expected - everything))}")
+    for extra in sorted(everything - expected):
+        if extra in NEVER_SHIPPED:
+            problems.append(f"builds the development-only {extra}")
+        elif extra in crates:
+            problems.append(f"builds {extra}, which has no deploy.json")
+        else:
+            problems.append(f"builds {extra}, which is not in functions/")
+    for name, function, profiles in built:
+        if function in internal and profiles != [ASYNC_PROFILE]:
+            problems.append(f"service {name!r} (FUNCTION={function}, ingress internal) must be in profiles: [{ASYNC_PROFILE}] only")
+    for function in sorted((expected - internal) - default):
+        if function in everything:
+            problems.append(f"{function} is not in the default profile (only internal services are async-only)")
+    return problems
 
 
-# ---- cloudbuild.yaml -----------------------------------------------------------------------
+# ---- no second copy of the list -------------------------------------------------------------
+
+# Comments are blanked, keeping their line breaks so line numbers stay right.
+_TF_COMMENTS = re.compile(r"/\*.*?\*/|(?://|#)[^\n]*", re.S)
+_SH_COMMENTS = re.compile(r"(?m)^[ \t]*#[^\n]*")
 
 
-def cloudbuild_set(path: Path) -> dict[str, set[str]]:
-    text = path.read_text(encoding="utf-8")
-    m = re.search(r'case "\$\{_FUNCTION\}" in\s*\n\s*([a-z|-]+)\)', text)
-    if not m:
-        raise Unreadable(f"{path}: no `case \"${{_FUNCTION}}\" in <a|b|...>)` guard found")
-    return {"cloudbuild.yaml: accepted _FUNCTION values": set(m.group(1).split("|"))}
+def blank(m: re.Match) -> str:
+    return "\n" * m.group(0).count("\n")
+
+
+def literal_lists(text: str, names: set[str]) -> list[str]:
+    """Runs of two or more function names separated only by list punctuation: quotes, commas,
+    `|`, brackets, parentheses or white space (a Terraform or YAML list, a bash array or case
+    pattern, a `for f in a b c`)."""
+    if len(names) < 2:
+        return []
+    name = "(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + ")"
+    sep = r"""[\s"',|\[\]()]+"""
+    run = re.compile(rf"(?<![\w/.$-]){name}(?:{sep}{name})+(?![\w/.-])")
+    found = []
+    for m in run.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        found.append(f"line {line}: {', '.join(re.findall(name, m.group(0)))}")
+    return found
+
+
+def check_copies(root: Path, names: set[str]) -> dict[str, list[str]]:
+    """Problems per group: infra/*.tf, cloudbuild.yaml, scripts/check-images."""
+    tf_files = sorted((root / "infra").glob("*.tf"))
+    if not tf_files:
+        raise Unreadable(f"no .tf files in {root / 'infra'}")
+    results: dict[str, list[str]] = {"infra/*.tf": [], "cloudbuild.yaml": [], "scripts/check-images": []}
+    for path in tf_files + [root / "cloudbuild.yaml", root / "scripts" / "check-images"]:
+        rel = path.relative_to(root).as_posix()
+        group = "infra/*.tf" if path.suffix == ".tf" else rel
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise Unreadable(f"{path}: {exc}") from exc
+        marker = DERIVERS.get(rel)
+        if marker is not None and marker not in text:
+            results[group].append(f"{rel} no longer derives the functions from deploy.json (expected {marker} in it)")
+        stripped = (_TF_COMMENTS if path.suffix == ".tf" else _SH_COMMENTS).sub(blank, text)
+        for found in literal_lists(stripped, names):
+            results[group].append(f"{rel} hard-codes a list of functions: {found}")
+    return results
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -213,45 +193,33 @@ def main() -> int:
     root = parser.parse_args().root
 
     try:
-        crates = function_crates(root)
-        expected = crates - NEVER_SHIPPED
-        found: dict[str, set[str]] = {}
-        found.update(terraform_sets(root / "infra"))
-        found.update(compose_sets(root / "docker-compose.yml"))
-        found.update(cloudbuild_set(root / "cloudbuild.yaml"))
+        deploy, crates, fn_problems = read_functions(root)
+        results: dict[str, list[str]] = {"functions/*/deploy.json": fn_problems}
+        results["docker-compose.yml: FUNCTION build args and profiles"] = check_compose(root / "docker-compose.yml", deploy, crates)
+        for rel, problems in check_copies(root, crates | set(deploy)).items():
+            results[f"{rel}: derives the set, no literal list of functions"] = problems
     except Unreadable as exc:
         print(f"check_functions: cannot check: {exc}", file=sys.stderr)
         return 2
-    except MismatchError as exc:
-        for line in exc.lines:
-            print(f"check_functions: {line}", file=sys.stderr)
-        return 1
 
-    print(f"deployable functions (functions/ minus {', '.join(sorted(NEVER_SHIPPED))}): {', '.join(sorted(expected)) or '(none)'}")
+    kinds = [f"{f} ({d['kind']}{', ' + d['ingress'] if d.get('ingress') else ''})" for f, d in sorted(deploy.items())]
+    print(f"deployable functions (functions/*/deploy.json): {', '.join(kinds) or '(none)'}")
     failures = 0
-    for where, got in found.items():
-        missing = expected - got
-        extra = got - expected
-        if not missing and not extra:
+    for where, problems in results.items():
+        if not problems:
             print(f"  ok    {where}")
             continue
         failures += 1
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(sorted(missing))}")
-        if extra:
-            shipped_dev = extra & NEVER_SHIPPED
-            unknown = extra - NEVER_SHIPPED
-            if shipped_dev:
-                detail.append(f"ships the development-only {', '.join(sorted(shipped_dev))}")
-            if unknown:
-                detail.append(f"has {', '.join(sorted(unknown))} with no crate in functions/")
-        print(f"  FAIL  {where}: {'; '.join(detail)}")
+        for problem in problems:
+            print(f"  FAIL  {where}: {problem}")
+    if not deploy:
+        failures += 1
+        print("  FAIL  functions/: no directory holds a deploy.json")
     if failures:
         print(
-            f"check_functions: {failures} place(s) disagree with functions/. Add or remove the "
-            "function everywhere (functions/<name>, infra/locals.tf, docker-compose.yml, "
-            "cloudbuild.yaml) in the same change.",
+            f"check_functions: {failures} place(s) disagree with functions/*/deploy.json. A function "
+            "is added or removed by its directory (Cargo.toml and deploy.json) plus its service in "
+            "docker-compose.yml; nothing else lists it.",
             file=sys.stderr,
         )
         return 1
