@@ -10,7 +10,7 @@ use domain::time::{ceil_to_micros, format_timestamp, parse_timestamp};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|raw: &str| {
-    match metrics::parse_query(raw) {
+    match metrics::parse_query(raw, common::now(), &common::RULES) {
         Ok(q) => {
             assert!(q.from < q.to, "accepted an empty or backward window: {q:?}");
             assert!(EventName::parse(q.event_name.as_str()).is_ok(), "an accepted event name passes its own check");

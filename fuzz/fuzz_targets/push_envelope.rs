@@ -9,7 +9,7 @@ use domain::{EventMessage, Fingerprint};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let decoded = EventMessage::decode(data);
+    let decoded = EventMessage::decode(data, common::now(), &common::RULES);
     let Ok(message) = serde_json::from_slice::<EventMessage>(data) else {
         assert!(decoded.is_err(), "decoded data that is not an event message");
         return;

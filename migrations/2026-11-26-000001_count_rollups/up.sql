@@ -1,6 +1,6 @@
 -- Per-minute and per-hour counts of events, so that a window count reads a few thousand
--- rollup rows instead of every matching event (PERFORMANCE.md: about 0.3 us per event counted
--- from the index, so a million-event window costs 300 ms from the index alone).
+-- rollup rows instead of every matching event (an index-only count costs about 0.3 us per event
+-- counted, so a million-event window costs about 300 ms from the index alone).
 --
 -- Exactness: the counts are maintained by statement-level triggers from the transition table
 -- of rows actually inserted (an ON CONFLICT DO NOTHING replay inserts nothing, so it counts

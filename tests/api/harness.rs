@@ -97,6 +97,21 @@ impl TestDatabase {
         Self::create_from(TEMPLATE).await
     }
 
+    /// A migrated database as a deployment has it once its first retention period is over: the
+    /// first schema's table (the partition holding everything before the cutover) is gone, so
+    /// every day, recent ones included, gets a partition of its own.
+    pub async fn create_past_cutover() -> Self {
+        let db = Self::create().await;
+        let mut conn = AsyncPgConnection::establish(&db.url).await.expect("connect");
+        diesel::sql_query("ALTER TABLE event_log DETACH PARTITION events").execute(&mut conn).await.expect("detach");
+        diesel::sql_query("DROP TABLE events").execute(&mut conn).await.expect("drop");
+        diesel::sql_query("UPDATE event_log_cutover SET cutover = '2000-01-01T00:00:00Z'")
+            .execute(&mut conn)
+            .await
+            .expect("cutover");
+        db
+    }
+
     /// A database with no schema at all.
     pub async fn create_empty() -> Self {
         Self::create_from("template0").await
@@ -132,13 +147,40 @@ impl Drop for TestDatabase {
     }
 }
 
-fn init_test_logging() {
+/// Logs of the whole run with `TEST_LOG`; otherwise a global subscriber that records nothing.
+/// That one matters: `tracing` caches, per call site, whether any subscriber wants it, and a
+/// site first reached on a thread without one would be cached as never wanted, hiding it from a
+/// test that captures logs with a subscriber of its own (`logging`). This one answers
+/// "sometimes" for every site, so each event asks the subscriber of the thread it is on.
+pub fn init_test_logging() {
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
         if std::env::var_os("TEST_LOG").is_some() {
             platform::telemetry::init(&Config::from_lookup(|_| None).expect("default config"));
+        } else {
+            let _ = tracing::subscriber::set_global_default(Quiet);
         }
     });
+}
+
+/// Records nothing; keeps every call site's interest at "sometimes" (see `init_test_logging`).
+struct Quiet;
+
+impl tracing::Subscriber for Quiet {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// The whole API (the `local` routes) on a port of its own, on its own database.
@@ -171,12 +213,34 @@ impl TestApp {
 
     /// Like `spawn_with`, on loopback port `port` (0: any free port).
     pub async fn spawn_at(port: u16, database_url: &str, vars: &[(&str, &str)], db: Option<TestDatabase>) -> Self {
+        Self::spawn_full(port, database_url, vars, db, platform::Clock::system()).await
+    }
+
+    /// A server on `db` whose rules read the time from `clock`.
+    pub async fn spawn_on(db: TestDatabase, vars: &[(&str, &str)], clock: platform::Clock) -> Self {
+        let url = db.url.clone();
+        Self::spawn_full(0, &url, vars, Some(db), clock).await
+    }
+
+    /// A second server on an existing database, whose rules read the time from `clock`.
+    pub async fn spawn_with_clock(database_url: &str, vars: &[(&str, &str)], clock: platform::Clock) -> Self {
+        Self::spawn_full(0, database_url, vars, None, clock).await
+    }
+
+    async fn spawn_full(
+        port: u16,
+        database_url: &str,
+        vars: &[(&str, &str)],
+        db: Option<TestDatabase>,
+        clock: platform::Clock,
+    ) -> Self {
         init_test_logging();
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("valid test config");
         let pool = data::connect_pool(database_url, &config.pool).expect("a usable database URL");
-        let state = AppState::new(config, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"));
+        let mut state = AppState::new(config, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"));
+        state.clock = clock;
         let sink = events::Sink::start(&state.config, &pool).expect("the ingest sink");
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -237,6 +301,18 @@ impl TestApp {
         .execute(&mut conn)
         .await
         .expect("store the event directly");
+    }
+
+    /// The single number `query` (SQL, a `bigint` column named `n`) returns.
+    pub async fn scalar(&self, query: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().await.expect("connection");
+        let row: N = diesel::sql_query(query).get_result(&mut conn).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+        row.n
     }
 
     /// The count `GET /metrics` reports for `event_name` over `[from, to)`.

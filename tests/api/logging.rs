@@ -39,6 +39,7 @@ async fn no_key_reaches_any_log_line_and_each_request_logs_once() {
         .with(tracing_subscriber::EnvFilter::new("trace"))
         .with(CloudLogging::new(Some("test-project".into()), move || json_writer.clone()))
         .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || text_writer.clone()));
+    crate::harness::init_test_logging();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = TestApp::spawn().await;

@@ -47,7 +47,7 @@ async fn insert_and_counts_reuse_one_prepared_statement_each() {
     let uses = |needle: &str| -> Vec<i64> {
         prepared.iter().filter(|p| p.statement.contains(needle)).map(|p| p.generic_plans + p.custom_plans).collect()
     };
-    assert_eq!(uses("INSERT INTO events"), vec![7], "one insert statement, run 7 times");
+    assert_eq!(uses("INSERT INTO event_identities"), vec![7], "one insert statement, run 7 times");
     assert_eq!(uses("COALESCE(sum(n), 0)"), vec![7], "one window count statement, run 7 times");
     assert_eq!(uses("GROUP BY b ORDER BY b"), vec![7], "one bucket count statement, run 7 times");
 }

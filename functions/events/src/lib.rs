@@ -14,7 +14,7 @@ use domain::json::{Document, Step};
 use domain::{EventBody, EventId, FieldError, IngestRules, NewEvent, TenantId};
 use platform::config::IngestMode;
 use platform::json_body::json_body;
-use platform::{ApiError, AppState, Config, StartupError, authenticate, with};
+use platform::{ApiError, AppState, Clock, Config, StartupError, authenticate, with};
 use serde_json::json;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -67,6 +67,7 @@ impl Sink {
 struct Ingest {
     sink: Sink,
     rules: IngestRules,
+    clock: Clock,
 }
 
 /// The routes of this function, storing through `sink`.
@@ -74,7 +75,7 @@ pub fn routes(
     state: &AppState,
     sink: Sink,
 ) -> impl Filter<Extract = (Result<Response, ApiError>,), Error = Rejection> + Clone + use<> {
-    let ingest = Ingest { sink, rules: state.config.ingest_rules() };
+    let ingest = Ingest { sink, rules: state.config.ingest_rules(), clock: state.clock };
     let body_timeout = state.config.request_body_timeout;
     let single = warp::path!("events")
         .and(platform::method::post())
@@ -105,7 +106,7 @@ async fn ingest_one(
     let header_id = idempotency_key
         .map(|value| EventId::parse(value.as_bytes()).map_err(|msg| ApiError::invalid("Idempotency-Key", msg)))
         .transpose()?;
-    let body = EventBody::parse(body.value, chrono::Utc::now(), &ingest.rules).map_err(ApiError::Validation)?;
+    let body = EventBody::parse(body.value, ingest.clock.now(), &ingest.rules).map_err(ApiError::Validation)?;
     let event_id = header_id.or_else(|| body.event_id.clone()).unwrap_or_else(EventId::generate);
     let event = NewEvent::from_body(tenant, event_id.clone(), body);
     let (status, label) = match &ingest.sink {
@@ -134,7 +135,7 @@ async fn ingest_batch(
         return Err(ApiError::invalid("Idempotency-Key", message));
     }
     let items = batch_items(body)?;
-    let now = chrono::Utc::now();
+    let now = ingest.clock.now();
     let mut events = Vec::with_capacity(items.len());
     // Per item: the index of its event in `events`, or why it was rejected.
     let mut results: Vec<Result<usize, Vec<FieldError>>> = Vec::with_capacity(items.len());

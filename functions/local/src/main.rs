@@ -39,6 +39,13 @@ async fn run() -> Result<(), StartupError> {
         data::run_migrations(&database_url).await.map_err(|e| StartupError::dependency("migration failed", e))?;
     tracing::info!(applied = ?applied, "schema is current");
     let pool = data::connect_pool(&database_url, &process.config.pool).map_err(StartupError::database_url)?;
+    // Partitions locally too: maintenance now and every MAINTENANCE_INTERVAL_SECS, as the
+    // scheduled job does in the cloud.
+    tokio::spawn(maintain_forever(
+        pool.clone(),
+        data::MaintenancePlan::from(&process.config),
+        process.config.maintenance_interval,
+    ));
     let listener = process.listen().await?;
 
     // Async mode: the emulator (PUBSUB_EMULATOR_HOST, or one started here) with the topic and
@@ -83,6 +90,19 @@ async fn run() -> Result<(), StartupError> {
         tracing::info!("throwaway PostgreSQL removed");
     }
     Ok(())
+}
+
+async fn maintain_forever(pool: data::Pool, plan: data::MaintenancePlan, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        match data::maintain(&pool, chrono::Utc::now(), plan).await {
+            Ok(report) => report.log(),
+            Err(err) => {
+                tracing::warn!(error = %platform::error::Chain(&err), "maintenance failed; trying again at the next interval")
+            }
+        }
+    }
 }
 
 /// Runs blocking set-up or clean-up (starting or stopping a server process) off the runtime.

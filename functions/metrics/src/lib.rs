@@ -4,11 +4,12 @@
 //! crate reads them from the query string, where a parameter given twice or one the contract
 //! does not have is refused.
 
+use chrono::{DateTime, Utc};
 use data::Pool;
 use domain::metrics::PARAMETERS;
 use domain::time::format_timestamp;
-use domain::{FieldError, MetricsQuery, TenantId};
-use platform::{ApiError, AppState, authenticate, with};
+use domain::{FieldError, IngestRules, MetricsQuery, TenantId};
+use platform::{ApiError, AppState, Clock, authenticate, with};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
@@ -21,12 +22,13 @@ pub fn routes(
         .and(platform::method::get())
         .and(authenticate(state))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(with(pool))
+        .and(with((pool, state.config.ingest_rules(), state.clock)))
         .then(count)
 }
 
-/// Reads a raw query string into a metrics question, reporting every broken parameter.
-pub fn parse_query(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
+/// Reads a raw query string into a metrics question at the clock `now`, reporting every broken
+/// parameter.
+pub fn parse_query(raw: &str, now: DateTime<Utc>, rules: &IngestRules) -> Result<MetricsQuery, Vec<FieldError>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
         .map_err(|_| vec![FieldError::new("query", "is not a valid URL-encoded query string")])?;
     let mut errors = Vec::new();
@@ -45,7 +47,7 @@ pub fn parse_query(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
             errors.push(unknown);
         }
     }
-    match MetricsQuery::parse(event_name, from, to, interval) {
+    match MetricsQuery::parse(event_name, from, to, interval, now, rules) {
         Ok(query) if errors.is_empty() => Ok(query),
         Ok(_) => Err(errors),
         Err(more) => {
@@ -55,8 +57,12 @@ pub fn parse_query(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
     }
 }
 
-async fn count(tenant: TenantId, raw_query: String, pool: Pool) -> Result<Response, ApiError> {
-    let q = parse_query(&raw_query).map_err(ApiError::Validation)?;
+async fn count(
+    tenant: TenantId,
+    raw_query: String,
+    (pool, rules, clock): (Pool, IngestRules, Clock),
+) -> Result<Response, ApiError> {
+    let q = parse_query(&raw_query, clock.now(), &rules).map_err(ApiError::Validation)?;
     let mut body = serde_json::json!({
         "event_name": q.event_name.as_str(),
         "from": format_timestamp(q.from),
@@ -82,16 +88,21 @@ async fn count(tenant: TenantId, raw_query: String, pool: Pool) -> Result<Respon
 mod tests {
     use super::*;
 
+    const RULES: IngestRules =
+        IngestRules { max_future_skew: std::time::Duration::from_secs(3600), retention_days: None };
+
+    fn parse(raw: &str) -> Result<MetricsQuery, Vec<FieldError>> {
+        parse_query(raw, Utc::now(), &RULES)
+    }
+
     fn fields_of(raw: &str) -> Vec<String> {
-        parse_query(raw).expect_err(raw).into_iter().map(|e| e.field).collect()
+        parse(raw).expect_err(raw).into_iter().map(|e| e.field).collect()
     }
 
     #[test]
     fn parses_a_full_query() {
-        let q = parse_query(
-            "event_name=sign%20up&from=2026-11-26T00:00:00%2B01:00&to=2026-11-26T01:00:00Z&interval=minute",
-        )
-        .expect("valid");
+        let q = parse("event_name=sign%20up&from=2026-11-26T00:00:00%2B01:00&to=2026-11-26T01:00:00Z&interval=minute")
+            .expect("valid");
         assert_eq!(q.event_name.as_str(), "sign up");
         assert_eq!(format_timestamp(q.from), "2026-11-25T23:00:00Z");
         assert_eq!(q.interval, Some(domain::Interval::Minute));

@@ -3,17 +3,17 @@
 //! Pub/Sub treats 2xx as an acknowledgement and anything else as a failed delivery to retry,
 //! up to the subscription's `max_delivery_attempts`, then moves the message to the dead-letter
 //! topic. So: created and duplicate are 204 (a redelivered message is a duplicate and is
-//! acknowledged); a message that can never succeed (malformed, ambiguous, altered, or reusing
-//! an identity with another payload) is a 4xx and logged, so it ends in the dead-letter topic;
+//! acknowledged); a message that can never succeed (malformed, ambiguous, altered, past retention, or
+//! reusing an identity with another payload) is a 4xx and logged, so it ends in the dead-letter topic;
 //! a database outage is a 503, so Pub/Sub redelivers once it is back. A message is checked by
 //! `domain::EventMessage::decode`, the same rules a request is checked by.
 
 use base64::Engine;
 use data::{InsertOutcome, Pool};
-use domain::EventMessage;
 use domain::json::Document;
+use domain::{EventMessage, IngestRules};
 use platform::json_body::json_body;
-use platform::{ApiError, AppState, with};
+use platform::{ApiError, AppState, Clock, with};
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -30,7 +30,7 @@ pub fn routes(
     warp::path!("pubsub" / "push")
         .and(platform::method::post())
         .and(json_body(MAX_PUSH_BODY_BYTES, state.config.request_body_timeout))
-        .and(with(pool))
+        .and(with((pool, state.config.ingest_rules(), state.clock)))
         .then(persist)
 }
 
@@ -51,7 +51,7 @@ struct PushMessage {
     message_id: String,
 }
 
-async fn persist(body: Document, pool: Pool) -> Result<Response, ApiError> {
+async fn persist(body: Document, (pool, rules, clock): (Pool, IngestRules, Clock)) -> Result<Response, ApiError> {
     if let Some(path) = body.duplicates.first() {
         return Err(ApiError::invalid(path.to_string(), "is given more than once"));
     }
@@ -61,7 +61,7 @@ async fn persist(body: Document, pool: Pool) -> Result<Response, ApiError> {
     let event = base64::engine::general_purpose::STANDARD
         .decode(&push.message.data)
         .map_err(|_| domain::MessageError { field: "message.data", reason: "is not base64".into() })
-        .and_then(|data| EventMessage::decode(&data))
+        .and_then(|data| EventMessage::decode(&data, clock.now(), &rules))
         .map_err(|refused| {
             tracing::error!(%message_id, subscription = %push.subscription, error = %refused, "refused a malformed message");
             ApiError::invalid(refused.field, refused.reason)

@@ -15,7 +15,7 @@ use domain::{
 use serde_json::Value;
 
 /// The default `MAX_FUTURE_SKEW_SECS`.
-pub const RULES: IngestRules = IngestRules { max_future_skew: Duration::from_secs(3600) };
+pub const RULES: IngestRules = IngestRules { max_future_skew: Duration::from_secs(3600), retention_days: None };
 
 /// A fixed server clock, so a crash reproduces whatever the date.
 pub fn now() -> DateTime<Utc> {
@@ -63,7 +63,7 @@ pub fn check_new_event(event: &NewEvent) {
 /// arrive as the same event, or it would end in the dead-letter topic.
 pub fn check_through_pubsub(event: &NewEvent) {
     let published = serde_json::to_vec(&EventMessage::from(event)).expect("an event message serialises");
-    match EventMessage::decode(&published) {
+    match EventMessage::decode(&published, now(), &RULES) {
         Ok(back) => assert_eq!(&back, event),
         Err(m) => panic!(
             "the worker refuses a message that events published: {m}\n  published: {}",

@@ -70,7 +70,7 @@ macro_rules! bind_segments {
 macro_rules! segment_sources {
     () => {
         "\
-    SELECT date_trunc($13, occurred_at, 'UTC') AS b, count(*) AS n FROM events
+    SELECT date_trunc($13, occurred_at, 'UTC') AS b, count(*) AS n FROM event_log
         WHERE tenant_id = $1 AND event_name = $2 AND occurred_at >= $3 AND occurred_at < $4 GROUP BY 1
     UNION ALL SELECT date_trunc($13, bucket, 'UTC'), count FROM event_counts_minute
         WHERE tenant_id = $1 AND event_name = $2 AND bucket >= $5 AND bucket < $6
@@ -78,7 +78,7 @@ macro_rules! segment_sources {
         WHERE tenant_id = $1 AND event_name = $2 AND bucket >= $7 AND bucket < $8
     UNION ALL SELECT date_trunc($13, bucket, 'UTC'), count FROM event_counts_minute
         WHERE tenant_id = $1 AND event_name = $2 AND bucket >= $9 AND bucket < $10
-    UNION ALL SELECT date_trunc($13, occurred_at, 'UTC'), count(*) FROM events
+    UNION ALL SELECT date_trunc($13, occurred_at, 'UTC'), count(*) FROM event_log
         WHERE tenant_id = $1 AND event_name = $2 AND occurred_at >= $11 AND occurred_at < $12 GROUP BY 1"
     };
 }

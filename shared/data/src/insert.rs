@@ -10,12 +10,12 @@ use domain::NewEvent;
 
 use crate::error::Inconsistency;
 use crate::prepared::prepared;
-use crate::schema::events;
+use crate::schema::{event_identities, event_log};
 use crate::{DataError, Pool};
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = event_log)]
 pub struct Event {
     pub tenant_id: String,
     pub event_id: String,
@@ -38,10 +38,10 @@ pub enum InsertOutcome {
 }
 
 /// Inserts each event unless its `(tenant_id, event_id)` exists, and says what happened to
-/// each, in order. All events go to PostgreSQL in one statement: `INSERT … SELECT FROM unnest(…)
-/// ON CONFLICT DO NOTHING`, so concurrent identical requests create exactly one row, and the
-/// stored fingerprint of each conflicting row is read in the same statement to tell a replay
-/// from a reused key. A single event is a batch of one.
+/// each, in order. All events go to PostgreSQL in one statement: identities are claimed with
+/// `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`, so concurrent identical requests
+/// create exactly one row, and the stored fingerprint of each identity already taken is read
+/// in the same statement to tell a replay from a reused key. A single event is a batch of one.
 pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<InsertOutcome>, DataError> {
     let mut conn = pool.get().await?;
     // The first occurrence of each identity is sent; later ones are judged against it.
@@ -50,9 +50,9 @@ pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<I
         (0..events.len()).filter(|&i| first_of.entry(identity(&events[i])).or_insert(i) == &i).collect();
     let mut stored: Vec<Option<StoredAs>> = vec![None; events.len()];
     let mut pending = unique;
-    // A conflicting row can be invisible to the statement's snapshot when a concurrent
+    // A conflicting identity can be invisible to the statement's snapshot when a concurrent
     // transaction committed it after the statement began; a second statement sees it. It can
-    // vanish only if deleted (retention); then the insert is simply tried again.
+    // vanish only if deleted (expiry, erasure); then the insert is simply tried again.
     for _ in 0..3 {
         if pending.is_empty() {
             break;
@@ -105,32 +105,61 @@ struct InsertedRow {
     stored_hash: Option<Vec<u8>>,
 }
 
-/// One statement whatever the batch size, so PostgreSQL plans it once per connection.
+/// One statement whatever the batch size, so PostgreSQL plans it once per connection. It claims
+/// each identity in `event_identities` and writes the events whose claim succeeded into
+/// `event_log`, routed to their day's partition; a data-modifying CTE runs whether or not it
+/// is read, and the whole statement commits or fails as one.
 const INSERT_UNNEST: &str = "\
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bytea[])
         WITH ORDINALITY AS t(tenant_id, event_id, event_name, occurred_at, properties, payload_hash, ord)
-), inserted AS (
-    INSERT INTO events (tenant_id, event_id, event_name, occurred_at, properties, payload_hash)
-    SELECT tenant_id, event_id, event_name, occurred_at, properties, payload_hash FROM input
+), claimed AS (
+    INSERT INTO event_identities (tenant_id, event_id, occurred_at, payload_hash)
+    SELECT tenant_id, event_id, occurred_at, payload_hash FROM input
     -- One lock order for every statement, so overlapping concurrent batches cannot deadlock.
     ORDER BY tenant_id, event_id
     ON CONFLICT (tenant_id, event_id) DO NOTHING
     RETURNING tenant_id, event_id
+), stored AS (
+    INSERT INTO event_log (tenant_id, event_id, event_name, occurred_at, properties, payload_hash)
+    SELECT i.tenant_id, i.event_id, i.event_name, i.occurred_at, i.properties, i.payload_hash
+    FROM input i JOIN claimed c ON c.tenant_id = i.tenant_id AND c.event_id = i.event_id
 )
 SELECT i.ord AS ord,
-       ins.event_id IS NOT NULL AS created,
-       CASE WHEN ins.event_id IS NULL THEN
-           (SELECT e.payload_hash FROM events e WHERE e.tenant_id = i.tenant_id AND e.event_id = i.event_id)
+       c.event_id IS NOT NULL AS created,
+       CASE WHEN c.event_id IS NULL THEN
+           (SELECT d.payload_hash FROM event_identities d WHERE d.tenant_id = i.tenant_id AND d.event_id = i.event_id)
        END AS stored_hash
 FROM input i
-LEFT JOIN inserted ins ON ins.tenant_id = i.tenant_id AND ins.event_id = i.event_id";
+LEFT JOIN claimed c ON c.tenant_id = i.tenant_id AND c.event_id = i.event_id";
 
+/// Runs the insert, again if it raced maintenance attaching a day's partition: a row routed to
+/// the default partition just before that day's partition was attached is refused there
+/// (PostgreSQL rechecks the default partition's constraint), the statement writes nothing, and
+/// the same statement routes the row to the new partition.
 async fn insert_unnest(
     conn: &mut AsyncPgConnection,
     events: &[NewEvent],
     which: &[usize],
 ) -> Result<Vec<InsertedRow>, DataError> {
+    let mut attempts = 0;
+    loop {
+        match insert_unnest_once(conn, events, which).await {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if attempts < 3 && info.message().contains("violates partition constraint") =>
+            {
+                attempts += 1;
+            }
+            outcome => return Ok(outcome?),
+        }
+    }
+}
+
+async fn insert_unnest_once(
+    conn: &mut AsyncPgConnection,
+    events: &[NewEvent],
+    which: &[usize],
+) -> Result<Vec<InsertedRow>, diesel::result::Error> {
     let pick = |i: &usize| &events[*i];
     let tenant_ids: Vec<&str> = which.iter().map(|i| pick(i).tenant_id().as_str()).collect();
     let event_ids: Vec<&str> = which.iter().map(|i| pick(i).event_id().as_str()).collect();
@@ -138,7 +167,7 @@ async fn insert_unnest(
     let times: Vec<DateTime<Utc>> = which.iter().map(|i| pick(i).occurred_at()).collect();
     let properties: Vec<Option<&serde_json::Value>> = which.iter().map(|i| pick(i).properties()).collect();
     let hashes: Vec<&[u8]> = which.iter().map(|i| pick(i).fingerprint().as_bytes().as_slice()).collect();
-    Ok(prepared(
+    prepared(
         diesel::sql_query(INSERT_UNNEST)
             .bind::<Array<Text>, _>(tenant_ids)
             .bind::<Array<Text>, _>(event_ids)
@@ -148,7 +177,7 @@ async fn insert_unnest(
             .bind::<Array<Bytea>, _>(hashes),
     )
     .load(conn)
-    .await?)
+    .await
 }
 
 /// An event's identity, the key idempotency is judged by.
@@ -156,8 +185,20 @@ fn identity(event: &NewEvent) -> (&str, &str) {
     (event.tenant_id().as_str(), event.event_id().as_str())
 }
 
-/// The stored event with this identity, if any.
+/// The stored event with this identity, if any: found through its identity, which says the
+/// partition (by its time) to look in.
 pub async fn find_event(pool: &Pool, tenant_id: &str, event_id: &str) -> Result<Option<Event>, DataError> {
     let mut conn = pool.get().await?;
-    Ok(events::table.find((tenant_id, event_id)).select(Event::as_select()).first(&mut conn).await.optional()?)
+    Ok(event_log::table
+        .inner_join(
+            event_identities::table.on(event_identities::tenant_id
+                .eq(event_log::tenant_id)
+                .and(event_identities::event_id.eq(event_log::event_id))
+                .and(event_identities::occurred_at.eq(event_log::occurred_at))),
+        )
+        .filter(event_identities::tenant_id.eq(tenant_id).and(event_identities::event_id.eq(event_id)))
+        .select(Event::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?)
 }

@@ -121,16 +121,37 @@ fn contains_nul(value: &Value) -> bool {
 pub struct IngestRules {
     /// How far ahead of `now` an event may be.
     pub max_future_skew: Duration,
+    /// How many days of events are kept (`None`: all of them).
+    pub retention_days: Option<u32>,
 }
 
 impl IngestRules {
-    /// Checks `occurred_at` against the clock `now`, with the message a client sees.
+    /// The oldest instant still kept at `now`: events before it are refused, and a count may
+    /// not start before it (their partitions are dropped). `None` when everything is kept.
+    pub fn retention_horizon(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.retention_days.map(|days| now - TimeDelta::days(i64::from(days)))
+    }
+
+    /// Checks `occurred_at` against the clock `now` as a new event: not too far ahead, not
+    /// older than retention. The message is what a client sees.
     pub fn check_time(&self, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
         let skew = TimeDelta::from_std(self.max_future_skew).unwrap_or(TimeDelta::MAX);
         if occurred_at > now + skew {
             return Err(format!("must not be more than {} seconds in the future", self.max_future_skew.as_secs()));
         }
-        Ok(())
+        self.check_retained(occurred_at, now)
+    }
+
+    /// Checks only that `occurred_at` is within retention at `now` (the worker's check: an event
+    /// accepted earlier was not in the future then).
+    pub fn check_retained(&self, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+        match (self.retention_horizon(now), self.retention_days) {
+            (Some(horizon), Some(days)) if occurred_at < horizon => Err(format!(
+                "must not be older than the retention period of {days} days (RETENTION_DAYS): events before {} are not kept",
+                crate::time::format_timestamp(horizon)
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -281,7 +302,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const RULES: IngestRules = IngestRules { max_future_skew: Duration::from_secs(3600) };
+    const RULES: IngestRules = IngestRules { max_future_skew: Duration::from_secs(3600), retention_days: None };
 
     fn now() -> DateTime<Utc> {
         parse_timestamp("2026-11-26T12:00:00Z").expect("valid")
@@ -351,6 +372,18 @@ mod tests {
         let ok = json!({"event_name": "a", "timestamp": "2026-11-26T13:00:00Z"});
         assert!(EventBody::parse(ok, now(), &RULES).is_ok());
         assert_eq!(fields_of(json!({"event_name": "a", "timestamp": "2026-11-26T13:00:00.000001Z"})), ["timestamp"]);
+    }
+
+    #[test]
+    fn retention_refuses_older_events_and_names_the_limit() {
+        let rules = IngestRules { retention_days: Some(30), ..RULES };
+        let at = |ts: &str| json!({"event_name": "a", "timestamp": ts});
+        assert!(EventBody::parse(at("2026-10-27T12:00:00Z"), now(), &rules).is_ok(), "exactly 30 days old");
+        let errors = EventBody::parse(at("2026-10-27T11:59:59.999999Z"), now(), &rules).expect_err("too old");
+        assert_eq!(errors[0].field, "timestamp");
+        assert!(errors[0].message.contains("30 days (RETENTION_DAYS)"), "{}", errors[0].message);
+        assert!(EventBody::parse(at("1970-01-01T00:00:00Z"), now(), &RULES).is_ok(), "no retention: any age");
+        assert_eq!(rules.check_retained(parse_timestamp("2026-11-26T13:30:00Z").expect("valid"), now()), Ok(()));
     }
 
     #[test]

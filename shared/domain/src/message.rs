@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventId, EventName, NewEvent, Properties};
+use crate::event::{EventId, EventName, IngestRules, NewEvent, Properties};
 use crate::json::Document;
 use crate::tenant::TenantId;
 
@@ -50,15 +50,18 @@ fn refuse(field: &'static str) -> impl Fn(String) -> MessageError {
 
 impl EventMessage {
     /// The event in a message's data (JSON), checked by every rule a request is checked by,
-    /// and against the fingerprint it carries.
-    pub fn decode(data: &[u8]) -> Result<NewEvent, MessageError> {
+    /// against the fingerprint it carries, and (at the clock `now`) against retention: an
+    /// event accepted just before its day expired is refused once it has.
+    pub fn decode(data: &[u8], now: DateTime<Utc>, rules: &IngestRules) -> Result<NewEvent, MessageError> {
         let document = Document::parse(data).map_err(|e| refuse("message.data")(format!("is not JSON: {e}")))?;
         if let Some(path) = document.duplicates.first() {
             return Err(refuse("message.data")(format!("gives {path} more than once")));
         }
         let message: Self = serde_json::from_value(document.value)
             .map_err(|e| refuse("message.data")(format!("is not an event: {e}")))?;
-        message.into_new_event()
+        let event = message.into_new_event()?;
+        rules.check_retained(event.occurred_at(), now).map_err(refuse("occurred_at"))?;
+        Ok(event)
     }
 
     /// The event, if every part is valid and the fingerprint matches its contents.
@@ -82,6 +85,13 @@ mod tests {
     use super::*;
     use crate::time::parse_timestamp;
 
+    const RULES: IngestRules =
+        IngestRules { max_future_skew: std::time::Duration::from_secs(3600), retention_days: None };
+
+    fn now() -> DateTime<Utc> {
+        parse_timestamp("2026-01-02T00:00:00Z").expect("valid")
+    }
+
     fn event(properties: serde_json::Value) -> NewEvent {
         NewEvent::new(
             TenantId::parse("acme").expect("valid"),
@@ -96,13 +106,13 @@ mod tests {
     fn round_trips_and_detects_tampering() {
         let original = event(serde_json::json!({"a": 1}));
         let wire = serde_json::to_vec(&EventMessage::from(&original)).expect("serialise");
-        assert_eq!(EventMessage::decode(&wire), Ok(original.clone()));
+        assert_eq!(EventMessage::decode(&wire, now(), &RULES), Ok(original.clone()));
 
         // A number serde_json parses inexactly without `float_roundtrip` (found by fuzzing):
         // the trip through the message must keep it, or the fingerprint no longer matches.
         let float = event(serde_json::from_str(r#"{"y": 1.8950878025539994264e+285}"#).expect("json"));
         let wire = serde_json::to_vec(&EventMessage::from(&float)).expect("serialise");
-        assert!(EventMessage::decode(&wire).is_ok(), "the fingerprint survives the trip");
+        assert!(EventMessage::decode(&wire, now(), &RULES).is_ok(), "the fingerprint survives the trip");
 
         let mut tampered = EventMessage::from(&original);
         tampered.event_name = "login".into();
@@ -110,6 +120,15 @@ mod tests {
         let mut bad_tenant = EventMessage::from(&original);
         bad_tenant.tenant_id = String::new();
         assert_eq!(bad_tenant.into_new_event().map_err(|e| e.field), Err("tenant_id"));
+    }
+
+    #[test]
+    fn an_event_past_retention_is_refused() {
+        let wire = serde_json::to_vec(&EventMessage::from(&event(serde_json::json!({})))).expect("serialise");
+        let rules = IngestRules { retention_days: Some(1), ..RULES };
+        assert!(EventMessage::decode(&wire, now(), &rules).is_ok(), "14 hours old");
+        let later = now() + chrono::TimeDelta::days(1);
+        assert_eq!(EventMessage::decode(&wire, later, &rules).map_err(|e| e.field), Err("occurred_at"));
     }
 
     #[test]
@@ -126,8 +145,8 @@ mod tests {
             String::from_utf8(serde_json::to_vec(&EventMessage::from(&event(serde_json::json!({})))).expect("json"))
                 .expect("utf-8");
         let twice = wire.replacen(r#""event_name":"signup""#, r#""event_name":"signup","event_name":"login""#, 1);
-        assert_eq!(EventMessage::decode(twice.as_bytes()).map_err(|e| e.field), Err("message.data"));
-        assert!(EventMessage::decode(b"not json").is_err());
-        assert!(EventMessage::decode(br#"{"tenant_id": "acme"}"#).is_err());
+        assert_eq!(EventMessage::decode(twice.as_bytes(), now(), &RULES).map_err(|e| e.field), Err("message.data"));
+        assert!(EventMessage::decode(b"not json", now(), &RULES).is_err());
+        assert!(EventMessage::decode(br#"{"tenant_id": "acme"}"#, now(), &RULES).is_err());
     }
 }

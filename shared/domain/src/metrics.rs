@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::event::EventName;
+use crate::event::{EventName, IngestRules};
 use crate::field::FieldError;
 use crate::time::{ceil_to_micros, parse_timestamp};
 
@@ -87,12 +87,16 @@ pub struct MetricsQuery {
 pub const PARAMETERS: [&str; 4] = ["event_name", "from", "to", "interval"];
 
 impl MetricsQuery {
-    /// Checks the parameters as given (`None`: absent), reporting every broken rule.
+    /// Checks the parameters as given (`None`: absent), reporting every broken rule. With
+    /// retention, `from` may not be before its horizon at `now`: the events there are gone, and
+    /// a count that silently missed them would be wrong.
     pub fn parse(
         event_name: Option<&str>,
         from: Option<&str>,
         to: Option<&str>,
         interval: Option<&str>,
+        now: DateTime<Utc>,
+        rules: &IngestRules,
     ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         // Each parameter in turn, so the errors come in the order of the contract.
@@ -121,6 +125,17 @@ impl MetricsQuery {
         let (Some(from), Some(to)) = (from.map(ceil_to_micros), to.map(ceil_to_micros)) else {
             return Err(errors);
         };
+        if let (Some(horizon), Some(days)) = (rules.retention_horizon(now), rules.retention_days)
+            && from < horizon
+        {
+            errors.push(FieldError::new(
+                "from",
+                format!(
+                    "must not be earlier than {}: events older than the retention period of {days} days (RETENTION_DAYS) are not kept, so the count would be incomplete",
+                    crate::time::format_timestamp(horizon)
+                ),
+            ));
+        }
         if from >= to {
             errors.push(FieldError::new("to", "must be later than from"));
         } else if let Some(interval) = interval
@@ -145,23 +160,30 @@ mod tests {
     use super::*;
     use crate::time::format_timestamp;
 
+    const RULES: IngestRules =
+        IngestRules { max_future_skew: std::time::Duration::from_secs(3600), retention_days: None };
+
     fn ts(s: &str) -> DateTime<Utc> {
         parse_timestamp(s).expect("valid timestamp")
     }
 
+    fn parse(
+        name: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        interval: Option<&str>,
+    ) -> Result<MetricsQuery, Vec<FieldError>> {
+        MetricsQuery::parse(name, from, to, interval, ts("2026-12-01T00:00:00Z"), &RULES)
+    }
+
     fn fields_of(name: Option<&str>, from: Option<&str>, to: Option<&str>, interval: Option<&str>) -> Vec<String> {
-        MetricsQuery::parse(name, from, to, interval).expect_err("invalid").into_iter().map(|e| e.field).collect()
+        parse(name, from, to, interval).expect_err("invalid").into_iter().map(|e| e.field).collect()
     }
 
     #[test]
     fn parses_a_full_query() {
-        let q = MetricsQuery::parse(
-            Some("sign up"),
-            Some("2026-11-26T00:00:00+01:00"),
-            Some("2026-11-26T01:00:00Z"),
-            Some("minute"),
-        )
-        .expect("valid");
+        let q = parse(Some("sign up"), Some("2026-11-26T00:00:00+01:00"), Some("2026-11-26T01:00:00Z"), Some("minute"))
+            .expect("valid");
         assert_eq!(q.event_name.as_str(), "sign up");
         assert_eq!(format_timestamp(q.from), "2026-11-25T23:00:00Z");
         assert_eq!(q.interval, Some(Interval::Minute));
@@ -184,8 +206,24 @@ mod tests {
         assert_eq!(fields_of(Some("a"), Some("2026-11-26T00:00:01Z"), a, None), ["to"]);
         // 10,000 minutes exactly is allowed; one more microsecond needs another bucket.
         let from = Some("2026-01-01T00:00:00Z");
-        assert!(MetricsQuery::parse(Some("a"), from, Some("2026-01-07T22:40:00Z"), Some("minute")).is_ok());
+        assert!(parse(Some("a"), from, Some("2026-01-07T22:40:00Z"), Some("minute")).is_ok());
         assert_eq!(fields_of(Some("a"), from, Some("2026-01-07T22:40:00.000001Z"), Some("minute")), ["interval"]);
+    }
+
+    #[test]
+    fn a_window_may_not_start_before_retention() {
+        let rules = IngestRules { retention_days: Some(7), ..RULES };
+        let now = ts("2026-12-01T00:00:00Z");
+        let count =
+            |from: &str| MetricsQuery::parse(Some("a"), Some(from), Some("2026-12-01T00:00:00Z"), None, now, &rules);
+        assert!(count("2026-11-24T00:00:00Z").is_ok(), "exactly at the horizon");
+        let errors = count("2026-11-23T23:59:59Z").expect_err("before the horizon");
+        assert_eq!(errors[0].field, "from");
+        assert!(
+            errors[0].message.contains("2026-11-24T00:00:00Z") && errors[0].message.contains("7 days"),
+            "{}",
+            errors[0].message
+        );
     }
 
     #[test]

@@ -19,5 +19,5 @@ pub use error::{ApiError, FieldError};
 pub use filters::with;
 pub use server::{serve, shutdown_signal};
 pub use settings::{self as config, Config, ConfigError};
-pub use startup::{AppState, KeyPolicy, Process, StartupError};
+pub use startup::{AppState, Clock, KeyPolicy, Process, StartupError};
 pub use tenant_keys::{TenantId, TenantKeys};

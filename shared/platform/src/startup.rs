@@ -63,22 +63,47 @@ pub enum KeyPolicy {
     NoTenants,
 }
 
-/// What HTTP handlers share: the configuration, the tenant keys and the rate limiter. Cheap to
-/// clone. The database pool and other dependencies are handed to each function's routes
-/// separately, by the binary that builds them.
+/// What HTTP handlers share: the configuration, the tenant keys, the rate limiter and the
+/// clock. Cheap to clone. The database pool and other dependencies are handed to each
+/// function's routes separately, by the binary that builds them.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub keys: TenantKeys,
     /// Per-tenant rate limits, when `RATE_LIMIT_PER_SEC` is set.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    pub clock: Clock,
 }
 
 impl AppState {
-    /// The state for `config`, with its rate limiter if it sets one.
+    /// The state for `config`, with its rate limiter if it sets one, on the system clock.
     pub fn new(config: Config, keys: TenantKeys) -> Self {
         let rate_limiter = config.rate_limit.map(|(rate, burst)| Arc::new(RateLimiter::new(rate, burst)));
-        Self { config: Arc::new(config), keys, rate_limiter }
+        Self { config: Arc::new(config), keys, rate_limiter, clock: Clock::system() }
+    }
+}
+
+/// Where the rules read the time from (future skew, retention): the system clock, or in tests
+/// one set ahead, so that days can pass without waiting for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    ahead: chrono::TimeDelta,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// The system clock, `by` ahead (behind, if negative).
+    pub fn ahead(by: chrono::TimeDelta) -> Self {
+        Self { ahead: by }
+    }
+
+    /// Now, by this clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.ahead
     }
 }
 

@@ -78,6 +78,17 @@ pub struct Config {
     pub pool: PoolConfig,
     /// `MAX_FUTURE_SKEW_SECS`: how far ahead of the server clock an event may be. Default 3600.
     pub max_future_skew: Duration,
+    /// `RETENTION_DAYS`: how many days of events are kept. Older events are refused at ingest,
+    /// counts may not reach before it, and maintenance drops the partitions past it. Unset
+    /// (the default): everything is kept and nothing is refused for its age.
+    pub retention_days: Option<u32>,
+    /// `PARTITION_AHEAD_DAYS`: how many days of partitions maintenance keeps ready beyond today.
+    /// Default 14: two weeks without a maintenance run before an event lands in the default
+    /// partition (where it is still stored and counted).
+    pub partition_ahead_days: u32,
+    /// `MAINTENANCE_INTERVAL_SECS`: how often `local` runs maintenance itself. Default 3600.
+    /// (In the cloud a Cloud Scheduler job runs `migrate maintain` instead.)
+    pub maintenance_interval: Duration,
     /// `REQUEST_BODY_TIMEOUT_SECS`: how long a client may take to send a request body (408
     /// after that). Default 15.
     pub request_body_timeout: Duration,
@@ -105,6 +116,9 @@ impl fmt::Debug for Config {
             .field("pubsub_emulator_host", &self.pubsub_emulator_host)
             .field("pool", &self.pool)
             .field("max_future_skew", &self.max_future_skew)
+            .field("retention_days", &self.retention_days)
+            .field("partition_ahead_days", &self.partition_ahead_days)
+            .field("maintenance_interval", &self.maintenance_interval)
             .field("request_body_timeout", &self.request_body_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
@@ -203,6 +217,18 @@ impl Config {
                 statement_timeout: millis(&get, "DB_STATEMENT_TIMEOUT_MS", 5000)?,
             },
             max_future_skew: Duration::from_secs(parse(&get, "MAX_FUTURE_SKEW_SECS", 3600, "a number of seconds")?),
+            retention_days: match get("RETENTION_DAYS") {
+                None => None,
+                Some(_) => Some(parse_bounded(&get, "RETENTION_DAYS", 1, 1..=36_500, "a number of days")?),
+            },
+            partition_ahead_days: parse_bounded(&get, "PARTITION_AHEAD_DAYS", 14, 1..=366, "a number of days")?,
+            maintenance_interval: Duration::from_secs(parse_bounded(
+                &get,
+                "MAINTENANCE_INTERVAL_SECS",
+                3600,
+                1..=86_400,
+                "a number of seconds",
+            )?),
             request_body_timeout: Duration::from_secs(parse_bounded(
                 &get,
                 "REQUEST_BODY_TIMEOUT_SECS",
@@ -230,7 +256,7 @@ impl Config {
 
     /// The rules an event's time is held to at ingest.
     pub fn ingest_rules(&self) -> domain::IngestRules {
-        domain::IngestRules { max_future_skew: self.max_future_skew }
+        domain::IngestRules { max_future_skew: self.max_future_skew, retention_days: self.retention_days }
     }
 
     /// `DATABASE_URL`, or the error a deployed function stops with.
@@ -360,6 +386,17 @@ mod tests {
         let err = config(&[("INGEST_MODE", "pubsub")]).expect_err("no topic").to_string();
         assert!(err.starts_with("PUBSUB_TOPIC is not set"), "{err}");
         assert!(config(&[("PUBSUB_TOPIC", "events")]).is_err());
+    }
+
+    #[test]
+    fn retention_is_off_unless_set() {
+        let c = config(&[]).expect("valid");
+        assert_eq!((c.retention_days, c.partition_ahead_days), (None, 14));
+        assert_eq!(config(&[("RETENTION_DAYS", "90")]).expect("valid").retention_days, Some(90));
+        for bad in ["0", "-1", "forever", "36501"] {
+            let err = config(&[("RETENTION_DAYS", bad)]).expect_err(bad).to_string();
+            assert!(err.starts_with("RETENTION_DAYS is invalid"), "{err}");
+        }
     }
 
     #[test]

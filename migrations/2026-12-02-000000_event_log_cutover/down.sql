@@ -1,0 +1,2 @@
+ALTER TABLE events DROP CONSTRAINT events_before_cutover;
+DROP TABLE event_log_cutover;

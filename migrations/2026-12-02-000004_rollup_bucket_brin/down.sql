@@ -1,0 +1,2 @@
+DROP INDEX event_counts_hour_bucket_idx;
+DROP INDEX event_counts_minute_bucket_idx;

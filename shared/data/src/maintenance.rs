@@ -1,0 +1,329 @@
+//! Keeping the partitioned event log in shape: partitions ready ahead of time, stray rows out of
+//! the default partition, expired days dropped whole, and the identities and rollups of dropped
+//! days expired with them. Run by `migrate maintain` (a Cloud Run job on a schedule) and by
+//! `local` on a timer.
+//!
+//! - Every run is idempotent and safe under full ingest; one run at a time (an advisory lock:
+//!   a second run finds it taken and does nothing).
+//! - A day's partition is created as a plain table and then attached, which locks only the
+//!   default partition (to move that day's stray rows and prove none are left), never the whole
+//!   log. Moving rows between partitions directly changes no count.
+//! - With a default partition PostgreSQL cannot detach concurrently, so dropping an expired day
+//!   takes a brief exclusive lock on the log, under a `lock_timeout`: if it cannot be had, the
+//!   run gives up on that day and the next run drops it.
+//! - A day is dropped once all of it is more than a day past the retention horizon: the day of
+//!   margin covers clock differences between this job and the functions, which refuse events
+//!   and counts before the horizon, so no count ever reads a half-dropped window.
+
+use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+
+use crate::{DataError, Pool};
+
+/// The advisory lock key that serialises maintenance runs (an arbitrary constant).
+const MAINTENANCE_LOCK: i64 = 7_461_312_002;
+
+/// How long a DDL statement waits for its lock before the run gives up on that step.
+const LOCK_TIMEOUT: &str = "2s";
+
+/// Rows deleted per statement when expiring identities and rollups.
+const EXPIRY_BATCH: i64 = 10_000;
+
+/// What one run should do.
+#[derive(Debug, Clone, Copy)]
+pub struct MaintenancePlan {
+    /// `RETENTION_DAYS`: drop days older than this (`None`: keep everything).
+    pub retention_days: Option<u32>,
+    /// `PARTITION_AHEAD_DAYS`: keep partitions ready this many days past today.
+    pub ahead_days: u32,
+}
+
+impl From<&settings::Config> for MaintenancePlan {
+    fn from(config: &settings::Config) -> Self {
+        Self { retention_days: config.retention_days, ahead_days: config.partition_ahead_days }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintenanceReport {
+    /// Another run held the lock, so this one did nothing.
+    pub skipped: bool,
+    /// Partitions created, by name.
+    pub created: Vec<String>,
+    /// Rows moved out of the default partition into their day's new partition.
+    pub moved_from_default: i64,
+    /// Partitions dropped, by name.
+    pub dropped: Vec<String>,
+    /// Partitions that were due to be dropped but whose lock could not be had in time.
+    pub deferred: Vec<String>,
+    pub identities_expired: i64,
+    pub rollup_rows_expired: i64,
+}
+
+impl MaintenanceReport {
+    /// One log line saying what the run did.
+    pub fn log(&self) {
+        if self.skipped {
+            tracing::info!("another maintenance run holds the lock; this one did nothing");
+            return;
+        }
+        tracing::info!(
+            created = ?self.created,
+            moved_from_default = self.moved_from_default,
+            dropped = ?self.dropped,
+            deferred = ?self.deferred,
+            identities_expired = self.identities_expired,
+            rollup_rows_expired = self.rollup_rows_expired,
+            "maintenance done"
+        );
+        if !self.deferred.is_empty() {
+            tracing::warn!(deferred = ?self.deferred, "expired partitions kept: their lock was busy; the next run drops them");
+        }
+    }
+}
+
+/// The log's partitions by name: `events` (everything before the cutover), `event_log_default`,
+/// and one `event_log_pYYYYMMDD` per UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Partitions {
+    cutover: DateTime<Utc>,
+    legacy: bool,
+    days: Vec<NaiveDate>,
+}
+
+/// The name of a day's partition.
+pub fn partition_name(day: NaiveDate) -> String {
+    format!("event_log_p{}", day.format("%Y%m%d"))
+}
+
+fn day_of_partition(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name.strip_prefix("event_log_p")?, "%Y%m%d").ok()
+}
+
+fn start_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).map_or(DateTime::<Utc>::MIN_UTC, |t| t.and_utc())
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Cutover {
+    #[diesel(sql_type = Timestamptz)]
+    cutover: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Day {
+    #[diesel(sql_type = Timestamptz)]
+    day: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Runs maintenance once, at the clock `now`.
+pub async fn maintain(pool: &Pool, now: DateTime<Utc>, plan: MaintenancePlan) -> Result<MaintenanceReport, DataError> {
+    let mut conn = pool.get().await?;
+    let locked: Locked = diesel::sql_query(format!("SELECT pg_try_advisory_lock({MAINTENANCE_LOCK}) AS locked"))
+        .get_result(&mut *conn)
+        .await?;
+    if !locked.locked {
+        return Ok(MaintenanceReport { skipped: true, ..MaintenanceReport::default() });
+    }
+    let outcome = run(&mut conn, now, plan).await;
+    // Released whatever happened: the connection goes back to the pool.
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({MAINTENANCE_LOCK})")).execute(&mut *conn).await?;
+    outcome
+}
+
+async fn run(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    plan: MaintenancePlan,
+) -> Result<MaintenanceReport, DataError> {
+    let mut report = MaintenanceReport::default();
+    let mut partitions = list_partitions(conn).await?;
+    let today = now.date_naive();
+
+    // Days ahead, from the cutover (the legacy partition holds what is before it) or yesterday.
+    let first = partitions.cutover.date_naive().max(today - Days::new(1));
+    let mut wanted: Vec<NaiveDate> =
+        first.iter_days().take_while(|d| *d <= today + Days::new(plan.ahead_days.into())).collect();
+    // And the day of any row that landed in the default partition.
+    let strays: Vec<Day> = diesel::sql_query(
+        "SELECT DISTINCT date_trunc('day', occurred_at, 'UTC') AS day FROM event_log_default ORDER BY 1",
+    )
+    .load(conn)
+    .await?;
+    wanted.extend(strays.iter().map(|d| d.day.date_naive()));
+    wanted.sort_unstable();
+    wanted.dedup();
+    for day in wanted {
+        if partitions.days.contains(&day) || (partitions.legacy && start_of(day) < partitions.cutover) {
+            continue;
+        }
+        report.moved_from_default += create_partition(conn, day).await?;
+        report.created.push(partition_name(day));
+        partitions.days.push(day);
+    }
+
+    let Some(days) = plan.retention_days else { return Ok(report) };
+    // Dropped once wholly more than a day past the horizon.
+    let drop_before = now - TimeDelta::days(i64::from(days) + 1);
+    let mut expired: Vec<(String, DateTime<Utc>)> = partitions
+        .days
+        .iter()
+        .filter(|day| start_of(**day + Days::new(1)) <= drop_before)
+        .map(|day| (partition_name(*day), start_of(*day + Days::new(1))))
+        .collect();
+    if partitions.legacy && partitions.cutover <= drop_before {
+        expired.push(("events".to_owned(), partitions.cutover));
+    }
+    for (name, _) in &expired {
+        if drop_partition(conn, name).await? {
+            report.dropped.push(name.clone());
+        } else {
+            report.deferred.push(name.clone());
+        }
+    }
+
+    // Identities and rollups of what is gone: below the lowest day still stored.
+    let remaining = list_partitions(conn).await?;
+    if !remaining.legacy {
+        let bound = remaining.days.iter().min().map_or(drop_before, |day| start_of(*day).min(drop_before));
+        report.identities_expired = delete_in_batches(conn, "event_identities", "occurred_at", bound).await?;
+        report.rollup_rows_expired = delete_in_batches(conn, "event_counts_minute", "bucket", bound).await?
+            + delete_in_batches(conn, "event_counts_hour", "bucket", bound).await?;
+    }
+    Ok(report)
+}
+
+async fn list_partitions(conn: &mut AsyncPgConnection) -> Result<Partitions, DataError> {
+    let names: Vec<Name> = diesel::sql_query(
+        "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'event_log'::regclass",
+    )
+    .load(conn)
+    .await?;
+    let cutover: Cutover = diesel::sql_query("SELECT cutover FROM event_log_cutover").get_result(conn).await?;
+    let mut days: Vec<NaiveDate> = names.iter().filter_map(|n| day_of_partition(&n.name)).collect();
+    days.sort_unstable();
+    Ok(Partitions { cutover: cutover.cutover, legacy: names.iter().any(|n| n.name == "events"), days })
+}
+
+/// Creates `day`'s partition, moving that day's rows out of the default partition, and
+/// returns how many were moved. Inserts into the default partition wait for the few
+/// milliseconds this takes; every other insert goes on.
+async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Result<i64, DataError> {
+    let name = partition_name(day);
+    let (from, to) = (start_of(day), start_of(day + Days::new(1)));
+    let (lower, upper) = (from.to_rfc3339(), to.to_rfc3339());
+    conn.transaction(async |conn| {
+        // The CHECK lets ATTACH skip its scan of the new table; the lock keeps inserts out of
+        // the default partition while that day's rows leave it.
+        conn.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+             LOCK TABLE event_log_default IN SHARE ROW EXCLUSIVE MODE;
+             CREATE TABLE {name} (LIKE event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+                 WITH (autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_insert_threshold = 10000,
+                       autovacuum_analyze_scale_factor = 0.02);
+             ALTER TABLE {name} ADD CONSTRAINT {name}_bound CHECK (occurred_at >= '{lower}' AND occurred_at < '{upper}');"
+        ))
+        .await?;
+        let moved: Count = diesel::sql_query(format!(
+            "WITH moved AS (
+                 DELETE FROM event_log_default WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *
+             ), copied AS (
+                 INSERT INTO {name} SELECT * FROM moved RETURNING 1
+             ) SELECT count(*) AS n FROM copied"
+        ))
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .get_result(conn)
+        .await?;
+        conn.batch_execute(&format!(
+            "ALTER TABLE event_log ATTACH PARTITION {name} FOR VALUES FROM ('{lower}') TO ('{upper}');
+             ALTER TABLE {name} DROP CONSTRAINT {name}_bound;"
+        ))
+        .await?;
+        Ok::<_, DataError>(moved.n)
+    })
+    .await
+}
+
+/// Detaches and drops a partition; false when its lock could not be had in time.
+async fn drop_partition(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DataError> {
+    let dropped = conn
+        .transaction(async |conn| {
+            conn.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+                 ALTER TABLE event_log DETACH PARTITION {name};
+                 DROP TABLE {name};"
+            ))
+            .await
+        })
+        .await;
+    match dropped {
+        Ok(()) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(_, info)) if info.message().contains("lock timeout") => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes the rows of `table` with `column < bound`, a batch per statement, and returns how
+/// many. Every batch commits on its own, so nothing holds a long transaction.
+async fn delete_in_batches(
+    conn: &mut AsyncPgConnection,
+    table: &str,
+    column: &str,
+    bound: DateTime<Utc>,
+) -> Result<i64, DataError> {
+    let mut total = 0;
+    loop {
+        let deleted: Count = diesel::sql_query(format!(
+            "WITH gone AS (
+                 DELETE FROM {table} WHERE ctid = ANY (ARRAY(
+                     SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {EXPIRY_BATCH}))
+                 RETURNING 1
+             ) SELECT count(*) AS n FROM gone"
+        ))
+        .bind::<Timestamptz, _>(bound)
+        .get_result(conn)
+        .await?;
+        total += deleted.n;
+        if deleted.n < EXPIRY_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names_round_trip() {
+        let day = NaiveDate::from_ymd_opt(2026, 2, 13).expect("valid");
+        assert_eq!(partition_name(day), "event_log_p20260213");
+        assert_eq!(day_of_partition("event_log_p20260213"), Some(day));
+        assert_eq!(day_of_partition("event_log_default"), None);
+        assert_eq!(day_of_partition("events"), None);
+        assert_eq!(start_of(day).to_rfc3339(), "2026-02-13T00:00:00+00:00");
+    }
+}
