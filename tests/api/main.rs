@@ -6,6 +6,7 @@ mod ambiguity;
 mod auth;
 mod batch;
 mod binaries;
+mod erasure;
 mod harness;
 mod health;
 mod ingest;

@@ -5,7 +5,8 @@
 //! - `migrate maintain [--repeat]` keeps the partitioned event log in shape (a Cloud Run job on
 //!   a Cloud Scheduler schedule; with `--repeat`, every `MAINTENANCE_INTERVAL_SECS` until
 //!   SIGTERM, as compose runs it);
-//! - `migrate erase-tenant TENANT` removes everything the tenant stored until now.
+//! - `migrate erase-tenant TENANT [--before RFC3339] [--batch-size N]` removes everything the
+//!   tenant stored before that instant (default: now), `N` rows per transaction (default 5000).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use domain::TenantId;
 use platform::{Process, StartupError};
 
-const USAGE: &str = "usage: migrate | migrate maintain [--repeat] | migrate erase-tenant TENANT";
+const USAGE: &str =
+    "usage: migrate | migrate maintain [--repeat] | migrate erase-tenant TENANT [--before RFC3339] [--batch-size N]";
 
 /// Operator commands run long statements on few connections.
 const POOL: data::PoolConfig = data::PoolConfig {
@@ -34,7 +36,7 @@ async fn main() -> ExitCode {
             [] => migrate().await,
             ["maintain"] => maintain(false).await,
             ["maintain", "--repeat"] => maintain(true).await,
-            ["erase-tenant", tenant] => erase(tenant).await,
+            ["erase-tenant", tenant, options @ ..] => erase(tenant, options).await,
             _ => Err(StartupError::dependency(USAGE, "unknown arguments")),
         }
     })
@@ -70,14 +72,26 @@ async fn maintain(repeat: bool) -> Result<(), StartupError> {
     }
 }
 
-async fn erase(tenant: &str) -> Result<(), StartupError> {
+async fn erase(tenant: &str, options: &[&str]) -> Result<(), StartupError> {
+    let bad = |what: &str| StartupError::dependency(USAGE, what.to_owned());
+    let tenant = TenantId::parse(tenant).map_err(|reason| bad(&format!("TENANT {reason}")))?;
+    let (mut started, mut batch) = (chrono::Utc::now(), ERASURE_BATCH);
+    for pair in options.chunks(2) {
+        match pair {
+            ["--before", at] => {
+                started = domain::time::parse_timestamp(at).map_err(|reason| bad(&format!("--before {reason}")))?;
+            }
+            ["--batch-size", n] => {
+                batch =
+                    n.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("--batch-size must be a positive number"))?;
+            }
+            _ => return Err(bad("unknown option")),
+        }
+    }
     let process = Process::from_env()?;
-    let tenant = TenantId::parse(tenant)
-        .map_err(|reason| StartupError::dependency(format!("{USAGE}: TENANT {reason}"), reason))?;
     let pool = data::connect_pool(process.database_url()?, &POOL).map_err(StartupError::database_url)?;
-    let started = chrono::Utc::now();
     tracing::info!(tenant_id = %tenant, before = %started, "erasing the tenant's events, identities and rollups");
-    let report = data::erase_tenant(&pool, &tenant, started, ERASURE_BATCH, |so_far| {
+    let report = data::erase_tenant(&pool, &tenant, started, batch, |so_far| {
         tracing::info!(tenant_id = %tenant, events = so_far.events, identities = so_far.identities, rollup_rows = so_far.rollup_rows, "erasing");
     })
     .await
