@@ -241,14 +241,14 @@ impl TestApp {
         let pool = data::connect_pool(database_url, &config.pool).expect("a usable database URL");
         let mut state = AppState::new(config, TenantKeys::from_json(TEST_KEYS).expect("valid test keys"));
         state.clock = clock;
-        let sink = events::Sink::start(&state.config, &pool).expect("the ingest sink");
+        let writer = data::BatchingWriter::from_config(&pool, &state.config);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let routes = local::routes(&state, pool.clone(), sink);
+        let routes = local::routes(&state, pool.clone(), writer).expect("routes");
         tokio::spawn(platform::serve(listener, routes, shutdown, Duration::from_secs(1)));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
         Self { addr, client, pool, _db: db, _stop: stop }

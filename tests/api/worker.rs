@@ -92,3 +92,26 @@ async fn a_database_outage_asks_for_redelivery() {
     let body = envelope(&serde_json::to_vec(&message("m-5", "signup", "2026-01-01T10:00:00Z")).expect("json"));
     assert_eq!(push(&app, &body).await.0, 503);
 }
+
+#[tokio::test]
+async fn concurrent_pushes_share_statements_and_commits() {
+    let db = crate::harness::TestDatabase::create().await;
+    let url = db.url.clone();
+    // One connection, so the statements listed below are all the writer ran.
+    let app = TestApp::spawn_with(&url, &[("DB_POOL_SIZE", "1")], Some(db)).await;
+    let bodies: Vec<Value> = (0..64)
+        .map(|i| {
+            envelope(&serde_json::to_vec(&message(&format!("g-{i}"), "signup", "2026-01-01T10:00:00Z")).expect("json"))
+        })
+        .collect();
+    let statuses = futures_util::future::join_all(bodies.iter().map(|body| push(&app, body))).await;
+    assert!(statuses.iter().all(|(status, _)| *status == 204), "{statuses:?}");
+    assert_eq!(app.count(ACME_KEY, "signup", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z").await, 64);
+    let statements = app
+        .scalar(
+            "SELECT coalesce(sum(generic_plans + custom_plans), 0)::bigint AS n FROM pg_prepared_statements \
+             WHERE statement LIKE '%INSERT INTO event_identities%'",
+        )
+        .await;
+    assert!((1..64).contains(&statements), "64 pushes took {statements} insert statements");
+}

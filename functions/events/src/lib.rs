@@ -31,9 +31,6 @@ pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Most events in one batch.
 pub const MAX_BATCH_EVENTS: usize = 1000;
 
-/// Most single events written in one statement by the group commit.
-pub const MAX_GROUP_COMMIT: usize = 500;
-
 /// Where accepted events go.
 #[derive(Debug, Clone)]
 pub enum Sink {
@@ -44,19 +41,12 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// The sink `INGEST_MODE` names. Inline, this starts the group-commit writer's background
-    /// tasks (`INGEST_FLUSHERS` statements in flight, at most the pool size); in `pubsub` mode
-    /// it builds the publisher, which fails without credentials.
-    pub fn start(config: &Config, pool: &Pool) -> Result<Self, StartupError> {
+    /// The sink `INGEST_MODE` names: inline, single events go through `writer` (the group
+    /// commit, started by the caller) and batches straight to `pool`; in `pubsub` mode, the
+    /// publisher, which fails without credentials.
+    pub fn start(config: &Config, pool: &Pool, writer: &BatchingWriter) -> Result<Self, StartupError> {
         Ok(match config.ingest_mode {
-            IngestMode::Inline => {
-                let pool_size = usize::try_from(config.pool.max_size).unwrap_or(1);
-                let flushers = config.ingest_flushers.min(pool_size);
-                Self::Inline {
-                    writer: BatchingWriter::spawn(pool.clone(), flushers, MAX_GROUP_COMMIT),
-                    pool: pool.clone(),
-                }
-            }
+            IngestMode::Inline => Self::Inline { writer: writer.clone(), pool: pool.clone() },
             IngestMode::PubSub => Self::PubSub(Publisher::from_config(config)?),
         })
     }

@@ -9,7 +9,8 @@ async fn main() -> ExitCode {
         let pool =
             data::connect_pool(process.database_url()?, &process.config.pool).map_err(StartupError::database_url)?;
         let state = process.app_state(KeyPolicy::Required).await?;
-        let sink = events::Sink::start(&process.config, &pool)?;
+        let writer = data::BatchingWriter::from_config(&pool, &process.config);
+        let sink = events::Sink::start(&process.config, &pool, &writer)?;
         let listener = process.listen().await?;
         process.serve(listener, events::routes(&state, sink)).await;
         Ok(())

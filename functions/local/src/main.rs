@@ -77,9 +77,10 @@ async fn run() -> Result<(), StartupError> {
 
     let state = process.app_state(KeyPolicy::DemoFallback(local::DEMO_TENANT_KEYS)).await?;
     let tenants: Vec<String> = state.keys.tenants().iter().map(ToString::to_string).collect();
-    let sink = events::Sink::start(&process.config, &pool)?;
+    let writer = data::BatchingWriter::from_config(&pool, &process.config);
+    let routes = local::routes(&state, pool, writer)?;
     tracing::info!(tenants = ?tenants, mode = ?process.config.ingest_mode, "local API ready");
-    process.serve(listener, local::routes(&state, pool, sink)).await;
+    process.serve(listener, routes).await;
 
     drop(state);
     if let Some(emulator) = emulator {

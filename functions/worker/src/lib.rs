@@ -6,10 +6,12 @@
 //! acknowledged); a message that can never succeed (malformed, ambiguous, altered, past retention, or
 //! reusing an identity with another payload) is a 4xx and logged, so it ends in the dead-letter topic;
 //! a database outage is a 503, so Pub/Sub redelivers once it is back. A message is checked by
-//! `domain::EventMessage::decode`, the same rules a request is checked by.
+//! `domain::EventMessage::decode`, the same rules a request is checked by, and stored through
+//! the same group commit as inline single events: concurrent pushes share a statement and a
+//! commit, and each is acknowledged only once its own commit is done.
 
 use base64::Engine;
-use data::{InsertOutcome, Pool};
+use data::{BatchingWriter, InsertOutcome};
 use domain::json::Document;
 use domain::{EventMessage, IngestRules};
 use platform::json_body::json_body;
@@ -25,12 +27,12 @@ pub const MAX_PUSH_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The routes of this function.
 pub fn routes(
     state: &AppState,
-    pool: Pool,
+    writer: BatchingWriter,
 ) -> impl Filter<Extract = (Result<Response, ApiError>,), Error = Rejection> + Clone + use<> {
     warp::path!("pubsub" / "push")
         .and(platform::method::post())
         .and(json_body(MAX_PUSH_BODY_BYTES, state.config.request_body_timeout))
-        .and(with((pool, state.config.ingest_rules(), state.clock)))
+        .and(with((writer, state.config.ingest_rules(), state.clock)))
         .then(persist)
 }
 
@@ -51,7 +53,10 @@ struct PushMessage {
     message_id: String,
 }
 
-async fn persist(body: Document, (pool, rules, clock): (Pool, IngestRules, Clock)) -> Result<Response, ApiError> {
+async fn persist(
+    body: Document,
+    (writer, rules, clock): (BatchingWriter, IngestRules, Clock),
+) -> Result<Response, ApiError> {
     if let Some(path) = body.duplicates.first() {
         return Err(ApiError::invalid(path.to_string(), "is given more than once"));
     }
@@ -66,17 +71,15 @@ async fn persist(body: Document, (pool, rules, clock): (Pool, IngestRules, Clock
             tracing::error!(%message_id, subscription = %push.subscription, error = %refused, "refused a malformed message");
             ApiError::invalid(refused.field, refused.reason)
         })?;
-    let outcome = data::insert_idempotent(&pool, std::slice::from_ref(&event)).await?;
-    let (tenant_id, event_id) = (event.tenant_id().as_str(), event.event_id().as_str());
-    match outcome.first() {
-        Some(InsertOutcome::Created | InsertOutcome::Duplicate) => {
+    let (tenant_id, event_id) = (event.tenant_id().to_string(), event.event_id().to_string());
+    match writer.insert(event).await? {
+        InsertOutcome::Created | InsertOutcome::Duplicate => {
             tracing::debug!(%message_id, tenant_id, event_id, "persisted");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Some(InsertOutcome::KeyReused) => {
+        InsertOutcome::KeyReused => {
             tracing::error!(%message_id, tenant_id, event_id, "refused an identity reused with another payload");
-            Err(ApiError::KeyReused { event_id: event_id.to_owned() })
+            Err(ApiError::KeyReused { event_id })
         }
-        None => Err(ApiError::Internal("the insert reported no outcome".into())),
     }
 }

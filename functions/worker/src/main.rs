@@ -11,7 +11,8 @@ async fn main() -> ExitCode {
         // Reached only by Pub/Sub push (Cloud Run checks the OIDC token), never by tenants.
         let state = process.app_state(KeyPolicy::NoTenants).await?;
         let listener = process.listen().await?;
-        process.serve(listener, worker::routes(&state, pool)).await;
+        let writer = data::BatchingWriter::from_config(&pool, &process.config);
+        process.serve(listener, worker::routes(&state, writer)).await;
         Ok(())
     })
     .await

@@ -20,4 +20,4 @@ pub use insert::{Event, InsertOutcome, find_event, insert_idempotent};
 pub use maintenance::{MaintenancePlan, MaintenanceReport, maintain, partition_name};
 pub use migrations::run_migrations;
 pub use pool::{Pool, PoolConfig, connect_pool, ping};
-pub use writer::BatchingWriter;
+pub use writer::{BatchingWriter, MAX_GROUP_COMMIT};

@@ -31,7 +31,17 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Most single events written in one statement by the group commit.
+pub const MAX_GROUP_COMMIT: usize = 500;
+
 impl BatchingWriter {
+    /// The writer the configuration asks for: `INGEST_FLUSHERS` statements in flight, at most
+    /// the pool size (`DB_POOL_SIZE`), each carrying up to `MAX_GROUP_COMMIT` events.
+    pub fn from_config(pool: &Pool, config: &settings::Config) -> Self {
+        let pool_size = usize::try_from(config.pool.max_size).unwrap_or(1);
+        Self::spawn(pool.clone(), config.ingest_flushers.min(pool_size), MAX_GROUP_COMMIT)
+    }
+
     /// Starts `flushers` background tasks writing through `pool`; they end when the last
     /// handle is dropped. Call from within a tokio runtime.
     pub fn spawn(pool: Pool, flushers: usize, max_batch: usize) -> Self {
