@@ -1,5 +1,6 @@
-# One identity per function, one for Cloud Build, one for Pub/Sub push. No identity gets a
-# basic role or project-wide access to secrets, topics or Cloud Run.
+# One identity per function, one for Cloud Build, one for Pub/Sub push, one for the maintain
+# job and one for Cloud Scheduler to start it. No identity gets a basic role or project-wide
+# access to secrets, topics or Cloud Run.
 
 resource "google_service_account" "fn" {
   for_each = toset(local.functions)
@@ -61,6 +62,39 @@ resource "google_service_account" "pubsub_push" {
   depends_on = [google_project_service.enabled]
 }
 
+# The maintain job runs the migrate image but is no function (functions/README.md), so it has
+# an identity of its own rather than sharing migrate's: the two jobs are granted separately.
+resource "google_service_account" "maintain" {
+  account_id   = "${var.service_prefix}maintain"
+  display_name = "Cloud Run runtime: maintain job"
+  description  = "Runtime identity of the maintain job (migrate maintain): reads DATABASE_URL and the Cloud SQL CA, writes logs."
+
+  lifecycle {
+    # A function named maintain would get the same service account id (google_service_account.fn).
+    precondition {
+      condition     = !contains(local.functions, "maintain")
+      error_message = "functions/maintain/deploy.json: \"maintain\" is taken by the maintain job (infra/run.tf), whose service account is ${var.service_prefix}maintain; name the function otherwise."
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.service_prefix}scheduler"
+  display_name = "Cloud Scheduler: maintain job"
+  description  = "Identity whose OAuth token Cloud Scheduler sends to the Cloud Run Admin API to run the maintain job; may run that job and nothing else."
+
+  lifecycle {
+    precondition {
+      condition     = !contains(local.functions, "scheduler")
+      error_message = "functions/scheduler/deploy.json: \"scheduler\" is taken by the Cloud Scheduler service account ${var.service_prefix}scheduler; name the function otherwise."
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
 # ---- runtime identities --------------------------------------------------------------------
 
 locals {
@@ -103,6 +137,26 @@ resource "google_secret_manager_secret_iam_member" "cloudsql_ca" {
   secret_id = google_secret_manager_secret.cloudsql_ca.id
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.fn[each.key].member
+}
+
+# The maintain job needs the same two secrets, and only those (no tenant keys).
+resource "google_secret_manager_secret_iam_member" "maintain_database_url" {
+  secret_id = google_secret_manager_secret.database_url.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.maintain.member
+}
+
+resource "google_secret_manager_secret_iam_member" "maintain_cloudsql_ca" {
+  secret_id = google_secret_manager_secret.cloudsql_ca.id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.maintain.member
+}
+
+# A job, like migrate: it only logs (no metrics or traces of its own).
+resource "google_project_iam_member" "maintain_log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.maintain.member
 }
 
 resource "google_secret_manager_secret_iam_member" "tenant_keys" {
@@ -163,6 +217,19 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   member       = local.pubsub_service_agent
 }
 
+# ---- Cloud Scheduler -----------------------------------------------------------------------
+
+# Cloud Scheduler calls jobs.run (permission run.jobs.run) on the maintain job as this account.
+# Cloud Run Invoker is the narrowest predefined role that holds it (Jobs Executor adds
+# cancelling executions), and it is granted on this one job, not the project. It does not
+# include run.jobs.runWithOverrides: the schedule cannot change what the job runs.
+resource "google_cloud_run_v2_job_iam_member" "scheduler_invoker" {
+  name     = google_cloud_run_v2_job.maintain.name
+  location = google_cloud_run_v2_job.maintain.location
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
+}
+
 # ---- Cloud Build ---------------------------------------------------------------------------
 
 resource "google_artifact_registry_repository_iam_member" "build_writer" {
@@ -194,6 +261,21 @@ resource "google_service_account_iam_member" "build_act_as" {
   for_each = toset(local.functions)
 
   service_account_id = google_service_account.fn[each.key].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.build.member
+}
+
+# Every build points the maintain job at the new migrate image (cloudbuild.yaml): the same
+# two grants, on that job and its account only.
+resource "google_cloud_run_v2_job_iam_member" "build_developer_maintain" {
+  name     = google_cloud_run_v2_job.maintain.name
+  location = google_cloud_run_v2_job.maintain.location
+  role     = "roles/run.developer"
+  member   = google_service_account.build.member
+}
+
+resource "google_service_account_iam_member" "build_act_as_maintain" {
+  service_account_id = google_service_account.maintain.name
   role               = "roles/iam.serviceAccountUser"
   member             = google_service_account.build.member
 }

@@ -40,9 +40,10 @@ locals {
   cloudsql_ca_file = "server-ca.pem"
   cloudsql_ca_path = "${local.cloudsql_ca_dir}/${local.cloudsql_ca_file}"
 
-  # Every pool at its maximum, plus migrate's single connection, plus headroom. Enforced by a
-  # precondition on the SQL instance so an over-committed plan never applies.
-  connection_budget = sum(concat([0], [for f in local.http_functions : local.service_settings[f].max_instances * local.service_settings[f].pool_size])) + 1 + var.db_connection_headroom
+  # Every pool at its maximum, plus the single connection of each job (migrate, maintain), plus
+  # headroom. Enforced by a precondition on the SQL instance so an over-committed plan never
+  # applies.
+  connection_budget = sum(concat([0], [for f in local.http_functions : local.service_settings[f].max_instances * local.service_settings[f].pool_size])) + 2 + var.db_connection_headroom
 
   artifact_registry_url = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_repository_id}"
 

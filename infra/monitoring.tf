@@ -179,3 +179,69 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     content   = "Events that failed ${var.max_delivery_attempts} pushes to the worker were moved to `${google_pubsub_topic.dead_letter.name}`. They were accepted (202) but are not stored. Inspect them with `gcloud pubsub subscriptions pull ${google_pubsub_subscription.dead_letter_inspect.name} --limit=10`, fix the cause, then republish them to `${google_pubsub_topic.events.name}` (inserts are idempotent)."
   }
 }
+
+# The maintain job: an execution that failed (both attempts: a crash, exit 2 with its one-line
+# reason on stderr, a timeout), or no successful execution for alert_maintenance_stale_seconds
+# (the schedule stopped or was paused, Cloud Scheduler cannot run the job, every run fails).
+# Absence only counts once a run has succeeded after the policy was created or changed.
+locals {
+  maintain_execution_filter = "resource.type = \"cloud_run_job\" AND resource.labels.job_name = \"${google_cloud_run_v2_job.maintain.name}\" AND metric.type = \"run.googleapis.com/job/completed_execution_count\""
+}
+
+resource "google_monitoring_alert_policy" "maintenance" {
+  display_name          = "${google_cloud_run_v2_job.maintain.name}: maintenance failed or stopped"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.notification_channels
+
+  conditions {
+    display_name = "Failed executions of the maintain job"
+
+    condition_threshold {
+      filter          = "${local.maintain_execution_filter} AND metric.labels.result = \"failed\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.job_name"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  conditions {
+    display_name = "No successful maintenance run for ${var.alert_maintenance_stale_seconds} s"
+
+    condition_absent {
+      filter   = "${local.maintain_execution_filter} AND metric.labels.result = \"succeeded\""
+      duration = "${var.alert_maintenance_stale_seconds}s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.job_name"]
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Maintenance of the partitioned event log (`${google_cloud_run_v2_job.maintain.name}`) failed or has not succeeded for ${var.alert_maintenance_stale_seconds} s. Nothing is lost meanwhile: events of days without a partition land in the default partition, and expired days are dropped by the next successful run; but partitions run out ${var.partition_ahead_days} days after the last good run. Read the failed execution's logs (`resource.type=\"cloud_run_job\" AND resource.labels.job_name=\"${google_cloud_run_v2_job.maintain.name}\"`, severity>=ERROR and its stderr line), check `gcloud scheduler jobs describe ${google_cloud_scheduler_job.maintain.name} --location=${var.region}` (status code 7 is a permission problem), fix, then `gcloud run jobs execute ${google_cloud_run_v2_job.maintain.name} --region=${var.region} --wait`."
+  }
+}

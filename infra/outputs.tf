@@ -23,6 +23,16 @@ output "migrate_job_name" {
   value       = google_cloud_run_v2_job.migrate.name
 }
 
+output "maintain_job_name" {
+  description = "Cloud Run job that runs database maintenance (migrate maintain: partitions ahead, retention drops); run it by hand with gcloud run jobs execute."
+  value       = google_cloud_run_v2_job.maintain.name
+}
+
+output "maintenance_scheduler_job" {
+  description = "Cloud Scheduler job that runs the maintain job on maintenance_schedule (gcloud scheduler jobs pause/resume/run)."
+  value       = google_cloud_scheduler_job.maintain.name
+}
+
 output "events_topic" {
   description = "Pub/Sub topic events publishes to in pubsub ingest mode (the PUBSUB_TOPIC value)."
   value       = google_pubsub_topic.events.id

@@ -1,7 +1,13 @@
 locals {
+  # RETENTION_DAYS, one value for every binary that applies it: events refuses older events,
+  # the worker dead-letters them, metrics refuses a window starting before the horizon, and the
+  # maintain job drops what is past it. Unset (retention_days = null) keeps everything. Health
+  # ignores it; it goes to every HTTP function so that no function can be left out.
+  retention_env = var.retention_days == null ? {} : { RETENTION_DAYS = tostring(var.retention_days) }
+
   # Env every HTTP function reads. PORT is set by Cloud Run itself; K_SERVICE makes the logs
   # JSON, LOG_FORMAT says so explicitly.
-  common_env = {
+  common_env = merge({
     DB_ACQUIRE_TIMEOUT_MS   = tostring(var.db_acquire_timeout_ms)
     DB_STATEMENT_TIMEOUT_MS = tostring(var.db_statement_timeout_ms)
     SHUTDOWN_GRACE_SECS     = tostring(var.shutdown_grace_secs)
@@ -9,7 +15,15 @@ locals {
     LOG_FORMAT              = "json"
     RUST_LOG                = var.rust_log
     GOOGLE_CLOUD_PROJECT    = var.project_id
-  }
+  }, local.retention_env)
+
+  # Env of the maintain job (`migrate maintain`): the same retention as the functions, and how
+  # far ahead partitions are kept.
+  maintain_env = merge({
+    RUST_LOG             = var.rust_log
+    LOG_FORMAT           = "json"
+    PARTITION_AHEAD_DAYS = tostring(var.partition_ahead_days)
+  }, local.retention_env)
 
   # Env only some functions read; a function not named here gets common_env alone.
   function_env = {
@@ -252,10 +266,11 @@ resource "google_cloud_run_v2_job" "migrate" {
       client_version,
     ]
 
-    # migrate is the one job: cloudbuild.yaml runs it before every deploy and deploys nothing
-    # else as a job, so another "kind": "job" would get a service account and a trigger whose
-    # build tries to deploy it as a service. A new job needs its own resource here (and a
-    # schedule or whatever runs it) and a deploy step in cloudbuild.yaml.
+    # migrate is the one job function: cloudbuild.yaml runs it before every deploy and deploys
+    # no other function as a job (the maintain job below is no function: it reuses migrate's
+    # image), so another "kind": "job" would get a service account and a trigger whose build
+    # tries to deploy it as a service. A new job needs its own resource here (and a schedule or
+    # whatever runs it) and a deploy step in cloudbuild.yaml, as maintain has.
     precondition {
       condition     = join(",", local.job_functions) == "migrate"
       error_message = "The only job this configuration deploys is migrate, but functions/*/deploy.json declare the jobs [${join(", ", local.job_functions)}]."
@@ -265,5 +280,144 @@ resource "google_cloud_run_v2_job" "migrate" {
   depends_on = [
     google_secret_manager_secret_iam_member.cloudsql_ca,
     google_secret_manager_secret_iam_member.database_url,
+  ]
+}
+
+# ---- maintenance ---------------------------------------------------------------------------
+
+# `migrate maintain` on the migrate image: creates the next partition_ahead_days of daily
+# partitions, moves stray rows out of the default partition, and drops the days past
+# retention_days with their identities and rollup rows. Idempotent and serialised by an
+# advisory lock (a concurrent run does nothing and exits 0), so a retry, an overlapping
+# scheduled run or a manual `gcloud run jobs execute` is harmless. Cloud Scheduler starts it
+# (google_cloud_scheduler_job.maintain below); Cloud Build points it at each new migrate image
+# once that image's migrations are applied (cloudbuild.yaml, update-maintain-job).
+resource "google_cloud_run_v2_job" "maintain" {
+  name     = "${var.service_prefix}maintain"
+  location = var.region
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.maintain.email
+      timeout         = "${var.maintenance_timeout_seconds}s"
+      # Safe to retry (idempotent, locked); a second failure fails the execution and alerts.
+      max_retries = 1
+
+      vpc_access {
+        egress = "PRIVATE_RANGES_ONLY"
+        network_interfaces {
+          network    = google_compute_network.main.name
+          subnetwork = google_compute_subnetwork.run.name
+        }
+      }
+
+      volumes {
+        name = "cloudsql-ca"
+        secret {
+          secret = google_secret_manager_secret.cloudsql_ca.secret_id
+          items {
+            version = google_secret_manager_secret_version.cloudsql_ca.version
+            path    = local.cloudsql_ca_file
+          }
+        }
+      }
+
+      containers {
+        image = var.placeholder_job_image
+        # The image's entrypoint is the migrate binary: this makes it `migrate maintain`.
+        args = ["maintain"]
+
+        resources {
+          limits = {
+            cpu    = "1"
+            memory = "512Mi"
+          }
+        }
+
+        dynamic "env" {
+          for_each = local.maintain_env
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+
+        env {
+          name = "DATABASE_URL"
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.database_url.secret_id
+              version = google_secret_manager_secret_version.database_url.version
+            }
+          }
+        }
+
+        volume_mounts {
+          name       = "cloudsql-ca"
+          mount_path = local.cloudsql_ca_dir
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # Cloud Build owns the image, as for migrate.
+    ignore_changes = [
+      template[0].template[0].containers[0].image,
+      client,
+      client_version,
+    ]
+  }
+
+  depends_on = [
+    google_secret_manager_secret_iam_member.maintain_cloudsql_ca,
+    google_secret_manager_secret_iam_member.maintain_database_url,
+  ]
+}
+
+# Runs the maintain job on maintenance_schedule through the Cloud Run Admin API (v2 jobs.run),
+# authenticated with an OAuth access token of its own account, which may run this one job and
+# nothing else (iam.tf). jobs.run answers as soon as the execution is created, so the attempt
+# deadline is short; whether the run succeeded is the execution's business (monitoring.tf).
+resource "google_cloud_scheduler_job" "maintain" {
+  name        = "${var.service_prefix}maintain"
+  region      = var.region
+  description = "Runs the Cloud Run job ${google_cloud_run_v2_job.maintain.name} (migrate maintain)."
+  schedule    = var.maintenance_schedule
+  time_zone   = var.maintenance_time_zone
+
+  attempt_deadline = "60s"
+
+  # Retries only when the API call itself fails (e.g. 503); a retry that duplicates an
+  # execution is harmless.
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "30s"
+    max_backoff_duration = "300s"
+    max_doublings        = 2
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "https://run.googleapis.com/v2/projects/${var.project_id}/locations/${google_cloud_run_v2_job.maintain.location}/jobs/${google_cloud_run_v2_job.maintain.name}:run"
+    # An empty RunJobRequest: no overrides.
+    body = base64encode("{}")
+    headers = {
+      "Content-Type" = "application/json"
+    }
+
+    # An access token (not an OIDC identity token): the target is a Google API.
+    oauth_token {
+      service_account_email = google_service_account.scheduler.email
+      scope                 = "https://www.googleapis.com/auth/cloud-platform"
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_cloud_run_v2_job_iam_member.scheduler_invoker,
   ]
 }

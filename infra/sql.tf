@@ -120,7 +120,7 @@ resource "google_sql_database_instance" "main" {
   lifecycle {
     precondition {
       condition     = local.connection_budget <= var.db_max_connections
-      error_message = "Connection budget exceeded: sum over services of max_instances x pool_size, + 1 for migrate, + db_connection_headroom = ${local.connection_budget}, but db_max_connections = ${var.db_max_connections}. Lower max_instances or pool_size, or raise db_max_connections (and the tier)."
+      error_message = "Connection budget exceeded: sum over services of max_instances x pool_size, + 2 for the migrate and maintain jobs, + db_connection_headroom = ${local.connection_budget}, but db_max_connections = ${var.db_max_connections}. Lower max_instances or pool_size, or raise db_max_connections (and the tier)."
     }
   }
 

@@ -72,7 +72,7 @@ variable "placeholder_image" {
 }
 
 variable "placeholder_job_image" {
-  description = "Image the migrate job is created with; a container that exits 0. Cloud Build replaces it with the migrate image."
+  description = "Image the migrate and maintain jobs are created with; a container that exits 0. Cloud Build replaces it with the migrate image."
   type        = string
   default     = "us-docker.pkg.dev/cloudrun/container/job"
 }
@@ -163,7 +163,7 @@ variable "db_disk_size_gb" {
 }
 
 variable "db_max_connections" {
-  description = "PostgreSQL max_connections flag. Must cover every service's max instances x pool size, plus migrate and db_connection_headroom (checked at plan time)."
+  description = "PostgreSQL max_connections flag. Must cover every service's max instances x pool size, plus one connection each for the migrate and maintain jobs, plus db_connection_headroom (checked at plan time)."
   type        = number
   default     = 200
 
@@ -174,7 +174,7 @@ variable "db_max_connections" {
 }
 
 variable "db_connection_headroom" {
-  description = "Connections kept free beyond the services' pools and migrate: superuser-reserved slots, an operator's psql session, and instances of an old revision still draining during a rollout."
+  description = "Connections kept free beyond the services' pools and the migrate and maintain jobs: superuser-reserved slots, an operator's psql session or erase-tenant run, and instances of an old revision still draining during a rollout."
   type        = number
   default     = 20
 
@@ -432,6 +432,68 @@ variable "migrate_timeout_seconds" {
   }
 }
 
+# ---- data lifecycle ------------------------------------------------------------------------
+
+variable "retention_days" {
+  description = "RETENTION_DAYS: days of events kept, one value for every HTTP function and the maintain job (Terraform passes the same value to all; a different value per binary would accept events that maintenance then drops). Older events are refused at ingest (400; the worker dead-letters them), a count may not start before the horizon (400), and the maintain job drops whole day partitions more than a day past it, with their identities and rollup rows. Default 395: a year and a month, so a year-over-year comparison of a whole month still has both months. null keeps everything and refuses nothing for its age. Lowering it drops data on the next maintenance run, for good (only backups keep it)."
+  type        = number
+  default     = 395
+  nullable    = true
+
+  validation {
+    # The binaries accept 1-36500 days (shared/settings); null leaves RETENTION_DAYS unset.
+    # Terraform before 1.12 evaluates both sides of ||, so null is tested with a conditional.
+    condition     = var.retention_days == null ? true : (var.retention_days >= 1 && var.retention_days <= 36500 && floor(var.retention_days) == var.retention_days)
+    error_message = "retention_days must be null (keep everything) or a whole number of days between 1 and 36500."
+  }
+}
+
+variable "partition_ahead_days" {
+  description = "PARTITION_AHEAD_DAYS of the maintain job: days of partitions kept ready beyond today. Events whose day has no partition yet still land in the default partition and are counted; the next run moves them out."
+  type        = number
+  default     = 14
+
+  validation {
+    condition     = var.partition_ahead_days >= 1 && var.partition_ahead_days <= 366 && floor(var.partition_ahead_days) == var.partition_ahead_days
+    error_message = "partition_ahead_days must be a whole number between 1 and 366."
+  }
+}
+
+variable "maintenance_schedule" {
+  description = "When Cloud Scheduler runs the maintain job (unix-cron, in maintenance_time_zone). Default: hourly at minute 17, away from the top of the hour when other schedules pile up. A run is idempotent and a second concurrent run does nothing, so retries and manual runs are safe."
+  type        = string
+  default     = "17 * * * *"
+
+  validation {
+    # unix-cron: five fields separated by spaces (minute hour day-of-month month day-of-week).
+    condition     = can(regex("^[0-9A-Za-z*/,-]+( [0-9A-Za-z*/,-]+){4}$", var.maintenance_schedule))
+    error_message = "maintenance_schedule must be a unix-cron expression of five fields, e.g. \"17 * * * *\"."
+  }
+}
+
+variable "maintenance_time_zone" {
+  description = "Time zone of maintenance_schedule (a tz database name). Partitions are UTC days whatever this says."
+  type        = string
+  default     = "Etc/UTC"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", var.maintenance_time_zone))
+    error_message = "maintenance_time_zone must be a tz database name such as Etc/UTC or Europe/Brussels."
+  }
+}
+
+variable "maintenance_timeout_seconds" {
+  description = "Task timeout of one maintain job run. Keep it well under the schedule's interval; a run normally takes seconds (creating partitions, dropping a day)."
+  type        = number
+  default     = 1800
+
+  validation {
+    # Cloud Run job task timeout: up to 168 hours.
+    condition     = var.maintenance_timeout_seconds >= 1 && var.maintenance_timeout_seconds <= 604800 && floor(var.maintenance_timeout_seconds) == var.maintenance_timeout_seconds
+    error_message = "maintenance_timeout_seconds must be a whole number between 1 and 604800 (168 hours, the Cloud Run job task limit)."
+  }
+}
+
 # ---- Pub/Sub -------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {
@@ -539,6 +601,18 @@ variable "alert_latency_p95_ms" {
   validation {
     condition     = var.alert_latency_p95_ms > 0
     error_message = "alert_latency_p95_ms must be greater than 0."
+  }
+}
+
+variable "alert_maintenance_stale_seconds" {
+  description = "Alert when the maintain job has not completed successfully for this long. Must exceed the interval of maintenance_schedule (default hourly: 3 hours is three missed runs)."
+  type        = number
+  default     = 10800
+
+  validation {
+    # A metric-absence condition's duration: 120 s to 23.5 hours, in whole minutes.
+    condition     = var.alert_maintenance_stale_seconds >= 120 && var.alert_maintenance_stale_seconds <= 84600 && var.alert_maintenance_stale_seconds % 60 == 0
+    error_message = "alert_maintenance_stale_seconds must be a whole number of minutes between 120 and 84600 seconds (23.5 hours, the Cloud Monitoring metric-absence limit)."
   }
 }
 
