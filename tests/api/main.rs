@@ -19,6 +19,7 @@ mod rollups;
 mod secrets;
 mod statements;
 mod tls;
+mod traces;
 mod upgrade;
 mod validation;
 mod worker;

@@ -107,9 +107,13 @@ async fn ingest_one(
         Sink::Inline { writer, .. } => match writer.insert(event).await? {
             InsertOutcome::Created => (StatusCode::CREATED, "created"),
             InsertOutcome::Duplicate => (StatusCode::OK, "duplicate"),
-            InsertOutcome::KeyReused => return Err(ApiError::KeyReused { event_id: event_id.to_string() }),
+            InsertOutcome::KeyReused => {
+                record_outcomes("key_reused", 0, 0, 1);
+                return Err(ApiError::KeyReused { event_id: event_id.to_string() });
+            }
         },
     };
+    record_outcomes(label, u64::from(label != "duplicate"), u64::from(label == "duplicate"), 0);
     let body = warp::reply::json(&json!({"event_id": event_id.as_str(), "status": label}));
     Ok(warp::reply::with_status(body, status).into_response())
 }
@@ -156,6 +160,10 @@ async fn ingest_batch(
             })
             .collect(),
     };
+    let count = |status: &str| outcomes.iter().filter(|o| **o == Some(status)).count() as u64;
+    let created = count("created") + count("accepted");
+    let duplicate = count("duplicate");
+    record_outcomes("batch", created, duplicate, results.len() as u64 - created - duplicate);
     let rendered: Vec<serde_json::Value> = results
         .into_iter()
         .enumerate()
@@ -178,6 +186,17 @@ async fn ingest_batch(
         })
         .collect();
     Ok(warp::reply::json(&json!({ "results": rendered })).into_response())
+}
+
+/// Records on the request's span (so on its log line) what became of its events: the outcome
+/// of a single event (`created`, `duplicate`, `accepted`, `key_reused`; `batch` for a batch)
+/// and how many were stored (or accepted), were duplicates, were refused.
+fn record_outcomes(outcome: &str, created: u64, duplicate: u64, rejected: u64) {
+    tracing::Span::current()
+        .record("outcome", outcome)
+        .record("events_created", created)
+        .record("events_duplicate", duplicate)
+        .record("events_rejected", rejected);
 }
 
 /// The envelope: `{"events": [...]}` with 1 to 1000 items. Anything else is a 400 for the

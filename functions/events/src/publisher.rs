@@ -12,6 +12,7 @@ use google_cloud_auth::credentials::AccessTokenCredentials;
 use platform::{Config, ConfigError, StartupError};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 /// How long one publish may take before the request is answered 503.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,16 +81,31 @@ impl Publisher {
         Ok(Self { http, url: format!("{base}/v1/{topic}:publish"), credentials })
     }
 
-    /// Publishes one message per event; Ok only when Pub/Sub stored every one of them.
+    /// Publishes one message per event; Ok only when Pub/Sub stored every one of them. Each
+    /// message carries the W3C `traceparent` of this publish's span, so the worker's spans
+    /// join the same trace.
     pub async fn publish(&self, events: &[NewEvent]) -> Result<(), PublishError> {
+        let span = tracing::info_span!(
+            "pubsub.publish",
+            otel.kind = "producer",
+            messaging.system = "gcp_pubsub",
+            messaging.batch.message_count = events.len(),
+        );
+        let traceparent = platform::traces::traceparent(&span);
+        self.send(events, traceparent.as_deref()).instrument(span).await
+    }
+
+    async fn send(&self, events: &[NewEvent], traceparent: Option<&str>) -> Result<(), PublishError> {
         let messages = events
             .iter()
             .map(|event| {
                 let data = serde_json::to_vec(&EventMessage::from(event)).map_err(PublishError::Serialise)?;
-                Ok(json!({
-                    "data": base64::engine::general_purpose::STANDARD.encode(data),
-                    "attributes": {"tenant_id": event.tenant_id().as_str(), "event_id": event.event_id().as_str()},
-                }))
+                let mut attributes =
+                    json!({"tenant_id": event.tenant_id().as_str(), "event_id": event.event_id().as_str()});
+                if let Some(traceparent) = traceparent {
+                    attributes["traceparent"] = json!(traceparent);
+                }
+                Ok(json!({"data": base64::engine::general_purpose::STANDARD.encode(data), "attributes": attributes}))
             })
             .collect::<Result<Vec<serde_json::Value>, PublishError>>()?;
         let mut request = self.http.post(&self.url).json(&json!({ "messages": messages }));

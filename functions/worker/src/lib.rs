@@ -17,6 +17,7 @@ use domain::{EventMessage, IngestRules};
 use platform::json_body::json_body;
 use platform::{ApiError, AppState, Clock, with};
 use serde::Deserialize;
+use tracing::Instrument;
 use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -51,6 +52,9 @@ struct PushMessage {
     data: String,
     #[serde(default)]
     message_id: String,
+    /// Set by the publisher: `tenant_id`, `event_id`, and `traceparent` when traces are on.
+    #[serde(default)]
+    attributes: std::collections::HashMap<String, String>,
 }
 
 async fn persist(
@@ -72,14 +76,35 @@ async fn persist(
             ApiError::invalid(refused.field, refused.reason)
         })?;
     let (tenant_id, event_id) = (event.tenant_id().to_string(), event.event_id().to_string());
-    match writer.insert(event).await? {
-        InsertOutcome::Created | InsertOutcome::Duplicate => {
-            tracing::debug!(%message_id, tenant_id, event_id, "persisted");
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        InsertOutcome::KeyReused => {
-            tracing::error!(%message_id, tenant_id, event_id, "refused an identity reused with another payload");
-            Err(ApiError::KeyReused { event_id })
-        }
+    let request = tracing::Span::current();
+    request.record("tenant_id", tenant_id.as_str());
+    // Storing continues the publisher's trace, carried in the message's attributes.
+    let process = tracing::info_span!(
+        "pubsub.process",
+        otel.kind = "consumer",
+        messaging.system = "gcp_pubsub",
+        messaging.message.id = %message_id,
+        group_commit_size = tracing::field::Empty,
+        pool_wait_ms = tracing::field::Empty,
+    );
+    platform::traces::continue_from_traceparent(
+        &process,
+        push.message.attributes.get("traceparent").map(String::as_str),
+    );
+    let (label, counts) = match writer.insert(event).instrument(process).await? {
+        InsertOutcome::Created => ("created", (1, 0, 0)),
+        InsertOutcome::Duplicate => ("duplicate", (0, 1, 0)),
+        InsertOutcome::KeyReused => ("key_reused", (0, 0, 1)),
+    };
+    request
+        .record("outcome", label)
+        .record("events_created", counts.0)
+        .record("events_duplicate", counts.1)
+        .record("events_rejected", counts.2);
+    if label == "key_reused" {
+        tracing::error!(%message_id, tenant_id, event_id, "refused an identity reused with another payload");
+        return Err(ApiError::KeyReused { event_id });
     }
+    tracing::debug!(%message_id, tenant_id, event_id, "persisted");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use domain::NewEvent;
+use tracing::Instrument;
 
 use crate::error::Inconsistency;
 use crate::prepared::prepared;
@@ -43,7 +44,38 @@ pub enum InsertOutcome {
 /// create exactly one row, and the stored fingerprint of each identity already taken is read
 /// in the same statement to tell a replay from a reused key. A single event is a batch of one.
 pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<InsertOutcome>, DataError> {
-    let mut conn = pool.get().await?;
+    let (outcomes, pool_wait) = insert_timed(pool, events).await?;
+    tracing::Span::current().record("pool_wait_ms", pool_wait.as_secs_f64() * 1000.0);
+    Ok(outcomes)
+}
+
+/// `insert_idempotent`, also saying how long it waited for a pooled connection; in a
+/// `db.insert` span.
+pub(crate) async fn insert_timed(
+    pool: &Pool,
+    events: &[NewEvent],
+) -> Result<(Vec<InsertOutcome>, std::time::Duration), DataError> {
+    let span = tracing::info_span!(
+        "db.insert",
+        otel.kind = "client",
+        db.system = "postgresql",
+        db.operation.name = "INSERT",
+        events = events.len(),
+        pool_wait_ms = tracing::field::Empty,
+    );
+    let waiting = std::time::Instant::now();
+    let outcomes = async {
+        let mut conn = pool.get().await?;
+        let pool_wait = waiting.elapsed();
+        tracing::Span::current().record("pool_wait_ms", pool_wait.as_secs_f64() * 1000.0);
+        insert_on(&mut conn, events).await.map(|outcomes| (outcomes, pool_wait))
+    }
+    .instrument(span)
+    .await?;
+    Ok(outcomes)
+}
+
+async fn insert_on(conn: &mut AsyncPgConnection, events: &[NewEvent]) -> Result<Vec<InsertOutcome>, DataError> {
     // The first occurrence of each identity is sent; later ones are judged against it.
     let mut first_of: HashMap<(&str, &str), usize> = HashMap::with_capacity(events.len());
     let unique: Vec<usize> =
@@ -57,7 +89,7 @@ pub async fn insert_idempotent(pool: &Pool, events: &[NewEvent]) -> Result<Vec<I
         if pending.is_empty() {
             break;
         }
-        let rows = insert_unnest(&mut conn, events, &pending).await?;
+        let rows = insert_unnest(conn, events, &pending).await?;
         let mut unresolved = Vec::new();
         for row in rows {
             let i = pending[usize::try_from(row.ord - 1).unwrap_or(usize::MAX)];

@@ -11,11 +11,26 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use domain::NewEvent;
 
 use crate::error::Inconsistency;
-use crate::{DataError, InsertOutcome, Pool, insert_idempotent};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::insert::insert_timed;
+use crate::{DataError, InsertOutcome, Pool};
 
 struct Job {
     event: NewEvent,
-    reply: oneshot::Sender<Result<InsertOutcome, DataError>>,
+    /// The request's wait span: the statement's span hangs off the first job's.
+    span: tracing::Span,
+    reply: oneshot::Sender<Result<Written, DataError>>,
+}
+
+/// One job's answer: its outcome and how its statement went.
+struct Written {
+    outcome: InsertOutcome,
+    /// Events in the statement that carried it.
+    batch_size: usize,
+    /// How long that statement waited for a pooled connection.
+    pool_wait: std::time::Duration,
 }
 
 /// A handle to the writer's background tasks; cheap to clone. The tasks end when the last
@@ -54,11 +69,24 @@ impl BatchingWriter {
         Self { jobs }
     }
 
-    /// Inserts one event, sharing a statement and a commit with whatever else is waiting.
+    /// Inserts one event, sharing a statement and a commit with whatever else is waiting. The
+    /// wait is a `group_commit` span; the size of the statement it rode in and the pool wait
+    /// are recorded on it and on the caller's span (`group_commit_size`, `pool_wait_ms`: the
+    /// request's log line carries them).
     pub async fn insert(&self, event: NewEvent) -> Result<InsertOutcome, DataError> {
-        let (reply, outcome) = oneshot::channel();
-        self.jobs.send(Job { event, reply }).await.map_err(|_| DataError::unavailable(Inconsistency::WriterStopped))?;
-        outcome.await.map_err(|_| DataError::unavailable(Inconsistency::WriterStopped))?
+        let span = tracing::info_span!("group_commit", batch_size = Empty, pool_wait_ms = Empty);
+        let (reply, answer) = oneshot::channel();
+        let job = Job { event, span: span.clone(), reply };
+        let written = async {
+            self.jobs.send(job).await.map_err(|_| DataError::unavailable(Inconsistency::WriterStopped))?;
+            answer.await.map_err(|_| DataError::unavailable(Inconsistency::WriterStopped))?
+        }
+        .instrument(span.clone())
+        .await?;
+        let pool_wait_ms = written.pool_wait.as_secs_f64() * 1000.0;
+        span.record("batch_size", written.batch_size).record("pool_wait_ms", pool_wait_ms);
+        tracing::Span::current().record("group_commit_size", written.batch_size).record("pool_wait_ms", pool_wait_ms);
+        Ok(written.outcome)
     }
 }
 
@@ -71,20 +99,25 @@ async fn flush_forever(pool: Pool, queue: Arc<Mutex<mpsc::Receiver<Job>>>, max_b
         if received == 0 {
             return;
         }
+        let parent = jobs[0].span.clone();
         let (events, replies): (Vec<NewEvent>, Vec<_>) = jobs.drain(..).map(|j| (j.event, j.reply)).unzip();
-        match insert_idempotent(&pool, &events).await {
-            Ok(outcomes) => {
+        let batch_size = events.len();
+        let flush = tracing::info_span!(parent: &parent, "group_commit.flush", batch_size);
+        match insert_timed(&pool, &events).instrument(flush.clone()).await {
+            Ok((outcomes, pool_wait)) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                    let _ = reply.send(Ok(Written { outcome, batch_size, pool_wait }));
                 }
             }
             // An unexpected error may belong to one event alone: write each on its own so the
             // others still succeed and only the culprit fails.
-            Err(DataError::Unexpected(_)) if events.len() > 1 => {
+            Err(DataError::Unexpected(_)) if batch_size > 1 => {
                 for (reply, event) in replies.into_iter().zip(events) {
-                    let outcome = insert_idempotent(&pool, std::slice::from_ref(&event)).await;
-                    let _ = reply.send(outcome.and_then(|o| {
-                        o.first().copied().ok_or_else(|| DataError::unexpected(Inconsistency::NoOutcome))
+                    let written = insert_timed(&pool, std::slice::from_ref(&event)).instrument(flush.clone()).await;
+                    let _ = reply.send(written.and_then(|(outcomes, pool_wait)| {
+                        let outcome =
+                            outcomes.first().copied().ok_or_else(|| DataError::unexpected(Inconsistency::NoOutcome))?;
+                        Ok(Written { outcome, batch_size: 1, pool_wait })
                     }));
                 }
             }

@@ -103,6 +103,27 @@ impl ApiError {
         }
     }
 
+    /// A short name of the kind of problem, for the request's log line (`problem`), so refusals
+    /// can be counted by reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RequestTimeout => "request_timeout",
+            Self::MalformedRequest => "malformed_request",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::KeyReused { .. } => "key_reused",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     fn problem_type(&self) -> &'static str {
         match self {
             Self::Validation(_) => "/problems/validation",
@@ -135,6 +156,7 @@ impl ApiError {
             Self::Internal(cause) => tracing::error!(error = %Chain(cause.as_ref()), "internal error"),
             _ => {}
         }
+        tracing::Span::current().record("problem", self.kind());
         let status = self.status();
         let mut response = Response::new(self.problem_json().into());
         *response.status_mut() = status;

@@ -13,6 +13,7 @@ pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod tenant_keys;
+pub mod traces;
 
 pub use auth::authenticate;
 pub use error::{ApiError, FieldError};

@@ -47,20 +47,30 @@ where
         let service = service.clone();
         let handler = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let mut service = service.clone();
+            // The request's span: what its log line carries (tenant, outcome, group-commit
+            // size, pool wait, recorded by the handlers) and, when traces are exported, the
+            // server span of its trace.
             let span = tracing::info_span!(
                 "request",
+                otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+                otel.kind = "server",
+                otel.status_code = Empty,
                 method = %request.method(),
                 path = %request.uri().path(),
+                http.response.status_code = Empty,
                 tenant_id = Empty,
+                outcome = Empty,
+                events_created = Empty,
+                events_duplicate = Empty,
+                events_rejected = Empty,
+                problem = Empty,
+                group_commit_size = Empty,
+                pool_wait_ms = Empty,
                 trace_id = Empty,
                 span_id = Empty,
                 trace_sampled = Empty,
             );
-            if let Some(trace) = TraceContext::from_headers(request.headers()) {
-                span.record("trace_id", trace.trace_id.as_str());
-                span.record("span_id", trace.span_id.as_deref());
-                span.record("trace_sampled", trace.sampled);
-            }
+            crate::traces::continue_trace(&span, TraceContext::from_headers(request.headers()).as_ref());
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
             let started = Instant::now();
@@ -70,6 +80,11 @@ where
                     Some(error) => error.to_response(),
                     None => service.call(request).await?,
                 };
+                let span = tracing::Span::current();
+                span.record("http.response.status_code", response.status().as_u16());
+                if response.status().is_server_error() {
+                    span.record("otel.status_code", "error");
+                }
                 log_request(&method, &path, response.status(), started.elapsed());
                 Ok::<_, std::convert::Infallible>(response)
             }

@@ -160,7 +160,10 @@ impl Process {
 
 /// Runs a binary's `main`: its error, if any, as one line on stderr, and the exit code.
 pub async fn run(main: impl Future<Output = Result<(), StartupError>>) -> ExitCode {
-    match main.await {
+    let outcome = main.await;
+    // The exporter sends through this runtime: flush while it still runs.
+    let _ = tokio::task::spawn_blocking(crate::traces::shutdown).await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One plain line on stderr (Cloud Run logs it as an error): logging may not be up

@@ -28,7 +28,7 @@ use crate::config::LogFormat;
 /// `RUST_LOG` (default `info`).
 pub fn init(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(filter).with(crate::traces::layer(&config.tracing));
     match config.log_format {
         LogFormat::Text => registry
             .with(tracing_subscriber::fmt::layer().with_target(false).with_ansi(std::io::stdout().is_terminal()))
@@ -115,27 +115,36 @@ struct SpanFields(Map<String, Value>);
 
 struct JsonVisitor<'a>(&'a mut Map<String, Value>);
 
+impl JsonVisitor<'_> {
+    /// Keeps a field, except the `otel.*` ones that name and classify spans for OpenTelemetry.
+    fn put(&mut self, field: &Field, value: Value) {
+        if !field.name().starts_with("otel.") {
+            self.0.insert(field.name().to_owned(), value);
+        }
+    }
+}
+
 impl Visit for JsonVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.insert(field.name().to_owned(), Value::from(value.to_string()));
+        self.put(field, Value::from(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.put(field, Value::from(format!("{value:?}")));
     }
 }
 
@@ -190,7 +199,10 @@ impl<W> CloudLogging<W> {
         entry.insert("time".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
         entry.insert("message".into(), fields.remove("message").unwrap_or_default());
         entry.insert("target".into(), meta.target().into());
-        if let (Some(project), Some(Value::String(trace_id))) = (&self.project, fields.remove("trace_id")) {
+        // Without a project the ids stay plain fields (`trace_id`, `span_id`).
+        if let Some(project) = &self.project
+            && let Some(Value::String(trace_id)) = fields.remove("trace_id")
+        {
             entry.insert("logging.googleapis.com/trace".into(), format!("projects/{project}/traces/{trace_id}").into());
             if let Some(span_id) = fields.remove("span_id") {
                 entry.insert("logging.googleapis.com/spanId".into(), span_id);

@@ -97,6 +97,49 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `LOG_FORMAT`: `text` or `json`. Default `json` on Cloud Run (`K_SERVICE` set), else `text`.
     pub log_format: LogFormat,
+    /// OpenTelemetry tracing, configured by OpenTelemetry's standard variables; off unless an
+    /// OTLP endpoint is set.
+    pub tracing: Tracing,
+}
+
+/// Which traces are recorded, as `OTEL_TRACES_SAMPLER` (and `OTEL_TRACES_SAMPLER_ARG`) name it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TraceSampler {
+    AlwaysOn,
+    AlwaysOff,
+    /// A share of traces, by trace id.
+    TraceIdRatio(f64),
+    /// As the caller's `traceparent` says when it sends one, else always.
+    ParentBasedAlwaysOn,
+    /// As the caller's `traceparent` says when it sends one, else never.
+    ParentBasedAlwaysOff,
+    /// As the caller's `traceparent` says when it sends one, else a share by trace id.
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// Exporting spans with OTLP over HTTP (protobuf), batched in the background.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`:
+    /// where spans are sent. Unset: no spans are recorded or exported. An endpoint on
+    /// `googleapis.com` (Cloud Trace's `https://telemetry.googleapis.com`) is called with
+    /// Application Default Credentials.
+    pub endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value,…` added to every export request.
+    pub headers: Vec<(String, String)>,
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`. Default `parentbased_always_on`.
+    pub sampler: TraceSampler,
+    /// `OTEL_SERVICE_NAME`. Default: `K_SERVICE` on Cloud Run, else the binary's name.
+    pub service_name: Option<String>,
+    /// `OTEL_BSP_SCHEDULE_DELAY` (ms): how often a batch is sent. Default 5000.
+    pub schedule_delay: Duration,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans held for export at most; beyond, new spans are dropped
+    /// (memory stays bounded when the collector is down). Default 2048.
+    pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request. Default 512.
+    pub max_export_batch_size: usize,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms): how long one export may take. Default 10000.
+    pub export_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -122,6 +165,7 @@ impl fmt::Debug for Config {
             .field("request_body_timeout", &self.request_body_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("log_format", &self.log_format)
+            .field("tracing", &self.tracing.endpoint.as_ref().map(|_| "<on>"))
             .finish()
     }
 }
@@ -244,6 +288,7 @@ impl Config {
                 "a number of seconds",
             )?),
             log_format,
+            tracing: tracing_from(&get)?,
         };
         if config.ingest_mode == IngestMode::PubSub && config.pubsub_topic.is_none() {
             return Err(ConfigError::Missing {
@@ -266,6 +311,76 @@ impl Config {
             expected: "a PostgreSQL URL such as postgres://user:password@host:5432/events",
         })
     }
+}
+
+fn tracing_from(get: &impl Fn(&str) -> Option<String>) -> Result<Tracing, ConfigError> {
+    let endpoint = match (get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        (Some(traces), _) => Some((traces, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
+        (None, Some(base)) => {
+            Some((format!("{}/v1/traces", base.trim_end_matches('/')), "OTEL_EXPORTER_OTLP_ENDPOINT"))
+        }
+        (None, None) => None,
+    };
+    if let Some((url, var)) = &endpoint
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ConfigError::Invalid { var, expected: "an http:// or https:// URL".into() });
+    }
+    let headers = match get("OTEL_EXPORTER_OTLP_HEADERS") {
+        None => Vec::new(),
+        Some(raw) => raw
+            .split(',')
+            .map(|pair| {
+                let (key, value) =
+                    pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()).ok_or(ConfigError::Invalid {
+                        var: "OTEL_EXPORTER_OTLP_HEADERS",
+                        expected: "key=value pairs separated by commas".into(),
+                    })?;
+                Ok((key.trim().to_owned(), value.trim().to_owned()))
+            })
+            .collect::<Result<_, ConfigError>>()?,
+    };
+    let ratio = || -> Result<f64, ConfigError> {
+        match get("OTEL_TRACES_SAMPLER_ARG") {
+            None => Ok(1.0),
+            Some(raw) => {
+                raw.trim().parse().ok().filter(|r: &f64| (0.0..=1.0).contains(r)).ok_or(ConfigError::Invalid {
+                    var: "OTEL_TRACES_SAMPLER_ARG",
+                    expected: "a sampling ratio from 0 to 1".into(),
+                })
+            }
+        }
+    };
+    let sampler = match get("OTEL_TRACES_SAMPLER").as_deref() {
+        None | Some("parentbased_always_on") => TraceSampler::ParentBasedAlwaysOn,
+        Some("always_on") => TraceSampler::AlwaysOn,
+        Some("always_off") => TraceSampler::AlwaysOff,
+        Some("traceidratio") => TraceSampler::TraceIdRatio(ratio()?),
+        Some("parentbased_always_off") => TraceSampler::ParentBasedAlwaysOff,
+        Some("parentbased_traceidratio") => TraceSampler::ParentBasedTraceIdRatio(ratio()?),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: "OTEL_TRACES_SAMPLER",
+                expected: "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio".into(),
+            });
+        }
+    };
+    Ok(Tracing {
+        endpoint: endpoint.map(|(url, _)| url),
+        headers,
+        sampler,
+        service_name: get("OTEL_SERVICE_NAME").or_else(|| get("K_SERVICE")),
+        schedule_delay: millis(get, "OTEL_BSP_SCHEDULE_DELAY", 5000)?,
+        max_queue_size: parse_bounded(get, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1..=1_000_000, "a number of spans")?,
+        max_export_batch_size: parse_bounded(
+            get,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            512,
+            1..=100_000,
+            "a number of spans",
+        )?,
+        export_timeout: millis(get, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000)?,
+    })
 }
 
 /// `projects/<p>/secrets/<s>/versions/<v>`, each part non-empty.
@@ -396,6 +511,36 @@ mod tests {
         for bad in ["0", "-1", "forever", "36501"] {
             let err = config(&[("RETENTION_DAYS", bad)]).expect_err(bad).to_string();
             assert!(err.starts_with("RETENTION_DAYS is invalid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tracing_is_off_unless_an_endpoint_is_set() {
+        let c = config(&[]).expect("valid");
+        assert_eq!((c.tracing.endpoint, c.tracing.sampler), (None, TraceSampler::ParentBasedAlwaysOn));
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-a=1, x-b = 2"),
+        ])
+        .expect("valid");
+        assert_eq!(c.tracing.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(c.tracing.sampler, TraceSampler::ParentBasedTraceIdRatio(0.01));
+        assert_eq!(c.tracing.headers, vec![("x-a".into(), "1".into()), ("x-b".into(), "2".into())]);
+        let c = config(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://t/v1/traces"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://x"),
+        ])
+        .expect("valid");
+        assert_eq!(c.tracing.endpoint.as_deref(), Some("https://t/v1/traces"));
+        for (var, bad) in [
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "nokey"),
+        ] {
+            let err = config(&[(var, bad), ("OTEL_TRACES_SAMPLER_ARG", "2")]).expect_err(bad).to_string();
+            assert!(err.starts_with(&format!("{var} is invalid")), "{err}");
         }
     }
 
