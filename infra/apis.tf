@@ -15,6 +15,9 @@ resource "google_project_service" "enabled" {
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
     "storage.googleapis.com",
+    # The OTLP endpoint the functions export spans to (run.tf); Cloud Trace above stores and
+    # shows them.
+    "telemetry.googleapis.com",
   ])
 
   service = each.value

@@ -98,10 +98,23 @@ resource "google_service_account" "scheduler" {
 # ---- runtime identities --------------------------------------------------------------------
 
 locals {
-  # Telemetry roles cannot be scoped below the project. Jobs (migrate) only log.
+  # Telemetry roles cannot be scoped below the project. Every runtime account writes logs; the
+  # services also metrics; every account (services and jobs) writes trace spans when tracing is
+  # on (run.tf).
+  #
+  # Spans go to the Telemetry API (OTLP), whose permission is telemetry.traces.write. The least
+  # role that holds it is Cloud Telemetry Traces Writer: "roles/telemetry.tracesWriter: Access to
+  # write trace spans. telemetry.traces.write"
+  # (https://cloud.google.com/iam/docs/roles-permissions/telemetry). Cloud Trace Agent holds
+  # it too, but also cloudtrace.traces.patch, the Cloud Trace API's write, which nothing here
+  # calls: "roles/cloudtrace.agent: For service accounts. Provides ability to write traces by
+  # sending the data to Stackdriver Trace. cloudtrace.traces.patch, telemetry.traces.write"
+  # (https://cloud.google.com/trace/docs/iam).
+  trace_writer_role = "roles/telemetry.tracesWriter"
+  trace_roles       = var.tracing_enabled ? [local.trace_writer_role] : []
   runtime_roles = merge(
-    { for f in local.http_functions : f => ["roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"] },
-    { for f in local.job_functions : f => ["roles/logging.logWriter"] },
+    { for f in local.http_functions : f => concat(["roles/logging.logWriter", "roles/monitoring.metricWriter"], local.trace_roles) },
+    { for f in local.job_functions : f => concat(["roles/logging.logWriter"], local.trace_roles) },
   )
   runtime_role_bindings = merge([
     for f, roles in local.runtime_roles : { for r in roles : "${f}/${r}" => { function = f, role = r } }
@@ -152,10 +165,18 @@ resource "google_secret_manager_secret_iam_member" "maintain_cloudsql_ca" {
   member    = google_service_account.maintain.member
 }
 
-# A job, like migrate: it only logs (no metrics or traces of its own).
+# A job, like migrate: it logs, and writes trace spans when tracing is on (no metrics of its own).
 resource "google_project_iam_member" "maintain_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
+  member  = google_service_account.maintain.member
+}
+
+resource "google_project_iam_member" "maintain_trace_writer" {
+  count = var.tracing_enabled ? 1 : 0
+
+  project = var.project_id
+  role    = local.trace_writer_role
   member  = google_service_account.maintain.member
 }
 

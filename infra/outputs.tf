@@ -97,3 +97,18 @@ output "build_triggers" {
   description = "Cloud Build trigger name per function."
   value       = { for f, t in google_cloudbuild_trigger.fn : f => t.name }
 }
+
+output "dashboard_url" {
+  description = "Cloud Monitoring dashboard of the service (dashboards/service.json) in the Google Cloud console."
+  value       = local.dashboard_url
+}
+
+output "log_metric_types" {
+  description = "Cloud Monitoring metric type of each log-based metric (log_metrics.tf), for charts and alert policies of your own."
+  value       = local.log_metric_types
+}
+
+output "trace_explorer_url" {
+  description = "Cloud Trace's Trace Explorer for the project, where the functions' spans appear (when tracing_enabled)."
+  value       = "https://console.cloud.google.com/traces/explorer?project=${var.project_id}"
+}

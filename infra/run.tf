@@ -5,6 +5,34 @@ locals {
   # ignores it; it goes to every HTTP function so that no function can be left out.
   retention_env = var.retention_days == null ? {} : { RETENTION_DAYS = tostring(var.retention_days) }
 
+  # Traces: OpenTelemetry spans over OTLP/HTTP (protobuf) to Google's OTLP endpoint, the
+  # Telemetry API, which stores them in Cloud Trace. The binaries append /v1/traces to the base
+  # URL and, because the host ends in .googleapis.com, send an access token from the runtime
+  # account (Application Default Credentials, scope cloud-platform) with each export. Google's
+  # documentation:
+  #   "POST https://telemetry.googleapis.com/v1/traces" and "Requires one of the following OAuth
+  #   scopes: https://www.googleapis.com/auth/trace.append,
+  #   https://www.googleapis.com/auth/cloud-platform"
+  #   (https://cloud.google.com/stackdriver/docs/reference/telemetry/api)
+  #   "In your collector, specify only the root URL: endpoint: https://telemetry.googleapis.com
+  #   ... OpenTelemetry detects the data type and automatically appends /v1/traces"
+  #   (https://cloud.google.com/stackdriver/docs/reference/telemetry/overview)
+  # The project the spans belong to is the gcp.project_id resource attribute, as Google's OTLP
+  # samples set it: "export OTEL_RESOURCE_ATTRIBUTES="gcp.project_id=<project-id>"" with
+  # "export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="https://telemetry.googleapis.com:443/v1/traces""
+  # (https://pypi.org/project/opentelemetry-exporter-credential-provider-gcp/, which points to
+  # https://cloud.google.com/trace/docs/migrate-to-otlp-endpoints). The writer role is in
+  # iam.tf, the API in apis.tf. The service name is K_SERVICE on services; the jobs, which have
+  # no K_SERVICE, name themselves (OTEL_SERVICE_NAME below). tracing_enabled = false sets none
+  # of these, and the binaries then export nothing.
+  otlp_endpoint = "https://telemetry.googleapis.com"
+  tracing_env = var.tracing_enabled ? {
+    OTEL_EXPORTER_OTLP_ENDPOINT = local.otlp_endpoint
+    OTEL_TRACES_SAMPLER         = "parentbased_traceidratio"
+    OTEL_TRACES_SAMPLER_ARG     = tostring(var.trace_sampling_ratio)
+    OTEL_RESOURCE_ATTRIBUTES    = "gcp.project_id=${var.project_id}"
+  } : {}
+
   # Env every HTTP function reads. PORT is set by Cloud Run itself; K_SERVICE makes the logs
   # JSON, LOG_FORMAT says so explicitly.
   common_env = merge({
@@ -15,15 +43,24 @@ locals {
     LOG_FORMAT              = "json"
     RUST_LOG                = var.rust_log
     GOOGLE_CLOUD_PROJECT    = var.project_id
-  }, local.retention_env)
+  }, local.retention_env, local.tracing_env)
+
+  # Env of the migrate job: logs and traces only (DATABASE_URL comes from its secret). A job has
+  # no K_SERVICE, so it names its spans' service itself: the job's name.
+  migrate_env = merge({
+    RUST_LOG             = var.rust_log
+    LOG_FORMAT           = "json"
+    GOOGLE_CLOUD_PROJECT = var.project_id
+  }, local.tracing_env, var.tracing_enabled ? { OTEL_SERVICE_NAME = "${var.service_prefix}migrate" } : {})
 
   # Env of the maintain job (`migrate maintain`): the same retention as the functions, and how
   # far ahead partitions are kept.
   maintain_env = merge({
     RUST_LOG             = var.rust_log
     LOG_FORMAT           = "json"
+    GOOGLE_CLOUD_PROJECT = var.project_id
     PARTITION_AHEAD_DAYS = tostring(var.partition_ahead_days)
-  }, local.retention_env)
+  }, local.retention_env, local.tracing_env, var.tracing_enabled ? { OTEL_SERVICE_NAME = "${var.service_prefix}maintain" } : {})
 
   # Env only some functions read; a function not named here gets common_env alone.
   function_env = {
@@ -232,13 +269,12 @@ resource "google_cloud_run_v2_job" "migrate" {
           }
         }
 
-        env {
-          name  = "RUST_LOG"
-          value = var.rust_log
-        }
-        env {
-          name  = "LOG_FORMAT"
-          value = "json"
+        dynamic "env" {
+          for_each = local.migrate_env
+          content {
+            name  = env.key
+            value = env.value
+          }
         }
 
         env {

@@ -569,6 +569,25 @@ variable "rate_limit_per_ip_per_minute" {
   }
 }
 
+# ---- tracing -------------------------------------------------------------------------------
+
+variable "tracing_enabled" {
+  description = "Export OpenTelemetry spans from every Cloud Run service and job to Cloud Trace, through Google's OTLP endpoint (Telemetry API). false: no OTEL_* variable is set, so the binaries export nothing, and no runtime account holds the traces-writer role."
+  type        = bool
+  default     = true
+}
+
+variable "trace_sampling_ratio" {
+  description = "OTEL_TRACES_SAMPLER_ARG: share (0-1) of new traces recorded (sampler parentbased_traceidratio). A span with a parent follows the parent's decision: a request that arrives with a traceparent or X-Cloud-Trace-Context (on Cloud Run nearly every request: Cloud Run fills in traceparent, sampled at most 0.1 requests/s per instance) is recorded when the caller sampled it, and a Pub/Sub push when its publish was; the ratio decides for traces that start without a parent (job runs, requests without a trace header). 0.01 keeps one such trace in a hundred; Cloud Trace bills per span."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.trace_sampling_ratio >= 0 && var.trace_sampling_ratio <= 1
+    error_message = "trace_sampling_ratio is a share: it must be between 0 and 1."
+  }
+}
+
 # ---- monitoring ----------------------------------------------------------------------------
 
 variable "alert_email" {
