@@ -56,7 +56,7 @@ async fn a_tenant_is_erased_while_it_and_another_keep_sending() {
     let db = TestDatabase::create_past_cutover().await;
     let url = db.url.clone();
     let app = Arc::new(TestApp::spawn_on(db, &[], platform::Clock::system()).await);
-    data::maintain(&app.pool, Utc::now(), data::MaintenancePlan { retention_days: None, ahead_days: 1 })
+    data::maintain(&app.pool, Utc::now(), &data::MaintenancePlan { ahead_days: 1, ..Default::default() })
         .await
         .expect("maintenance");
     // Stored beforehand, over a month of days (a partition each once maintenance runs), by batch.
@@ -71,7 +71,7 @@ async fn a_tenant_is_erased_while_it_and_another_keep_sending() {
             app.client.post(app.url("/events/batch")).header("X-API-Key", ACME_KEY).json(&json!({"events": events}));
         assert_eq!(send(request).await.0, 200);
     }
-    data::maintain(&app.pool, Utc::now(), data::MaintenancePlan { retention_days: None, ahead_days: 1 })
+    data::maintain(&app.pool, Utc::now(), &data::MaintenancePlan { ahead_days: 1, ..Default::default() })
         .await
         .expect("maintenance moves the month into partitions");
     let globex_before = app.count(GLOBEX_KEY, "view", WINDOW.0, WINDOW.1).await;

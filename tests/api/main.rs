@@ -22,4 +22,5 @@ mod tls;
 mod traces;
 mod upgrade;
 mod validation;
+mod warehouse;
 mod worker;

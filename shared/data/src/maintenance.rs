@@ -7,7 +7,7 @@
 //!   a second run finds it taken and does nothing).
 //! - A day's partition is created as a plain table and then attached, which locks only the
 //!   default partition (to move that day's stray rows and prove none are left), never the whole
-//!   log. Moving rows between partitions directly changes no count.
+//!   log. Moving rows changes no count (see `create_partition`).
 //! - With a default partition PostgreSQL cannot detach concurrently, so dropping an expired day
 //!   takes a brief exclusive lock on the log, under a `lock_timeout`: if it cannot be had, the
 //!   run gives up on that day and the next run drops it.
@@ -32,17 +32,26 @@ const LOCK_TIMEOUT: &str = "2s";
 const EXPIRY_BATCH: i64 = 10_000;
 
 /// What one run should do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct MaintenancePlan {
     /// `RETENTION_DAYS`: drop days older than this (`None`: keep everything).
     pub retention_days: Option<u32>,
     /// `PARTITION_AHEAD_DAYS`: keep partitions ready this many days past today.
     pub ahead_days: u32,
+    /// `EXPORT_REPLICATION_SLOT`: the logical replication slot the warehouse export reads.
+    pub export_slot: Option<String>,
+    /// `EXPORT_REPLICATION_USER`: the database user the warehouse export connects as.
+    pub export_user: Option<String>,
 }
 
 impl From<&settings::Config> for MaintenancePlan {
     fn from(config: &settings::Config) -> Self {
-        Self { retention_days: config.retention_days, ahead_days: config.partition_ahead_days }
+        Self {
+            retention_days: config.retention_days,
+            ahead_days: config.partition_ahead_days,
+            export_slot: config.export_replication_slot.clone(),
+            export_user: config.export_replication_user.clone(),
+        }
     }
 }
 
@@ -61,6 +70,8 @@ pub struct MaintenanceReport {
     pub deferred: Vec<String>,
     pub identities_expired: i64,
     pub rollup_rows_expired: i64,
+    /// What was set up for the warehouse export, or why it could not be.
+    pub export: Vec<String>,
 }
 
 impl MaintenanceReport {
@@ -77,6 +88,7 @@ impl MaintenanceReport {
             deferred = ?self.deferred,
             identities_expired = self.identities_expired,
             rollup_rows_expired = self.rollup_rows_expired,
+            export = ?self.export,
             "maintenance done"
         );
         if !self.deferred.is_empty() {
@@ -138,7 +150,7 @@ struct Locked {
 }
 
 /// Runs maintenance once, at the clock `now`.
-pub async fn maintain(pool: &Pool, now: DateTime<Utc>, plan: MaintenancePlan) -> Result<MaintenanceReport, DataError> {
+pub async fn maintain(pool: &Pool, now: DateTime<Utc>, plan: &MaintenancePlan) -> Result<MaintenanceReport, DataError> {
     let mut conn = pool.get().await?;
     let locked: Locked = diesel::sql_query(format!("SELECT pg_try_advisory_lock({MAINTENANCE_LOCK}) AS locked"))
         .get_result(&mut *conn)
@@ -155,9 +167,9 @@ pub async fn maintain(pool: &Pool, now: DateTime<Utc>, plan: MaintenancePlan) ->
 async fn run(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
-    plan: MaintenancePlan,
+    plan: &MaintenancePlan,
 ) -> Result<MaintenanceReport, DataError> {
-    let mut report = MaintenanceReport::default();
+    let mut report = MaintenanceReport { export: ensure_export(conn, plan).await?, ..MaintenanceReport::default() };
     let mut partitions = list_partitions(conn).await?;
     let today = now.date_naive();
 
@@ -214,6 +226,53 @@ async fn run(
     Ok(report)
 }
 
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+/// What the warehouse export needs of the database, which only this job (running as the
+/// service's owner) may set up: its user may read the log and replicate, and its replication
+/// slot exists (only with `wal_level = logical`: a slot nobody reads keeps WAL for ever, so it
+/// is made only where the export is switched on).
+async fn ensure_export(conn: &mut AsyncPgConnection, plan: &MaintenancePlan) -> Result<Vec<String>, DataError> {
+    let mut done = Vec::new();
+    if let Some(user) = &plan.export_user {
+        let exists: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_roles WHERE rolname = $1")
+            .bind::<Text, _>(user)
+            .get_result(conn)
+            .await?;
+        if exists.n == 0 {
+            done.push(format!("user {user} does not exist yet"));
+        } else {
+            // Names are checked by settings: letters, digits and underscores.
+            conn.batch_execute(&format!(
+                "GRANT event_export_reader TO \"{user}\"; ALTER ROLE \"{user}\" WITH REPLICATION;"
+            ))
+            .await?;
+            done.push(format!("user {user} may read event_log and replicate"));
+        }
+    }
+    if let Some(slot) = &plan.export_slot {
+        let level: Setting = diesel::sql_query("SELECT current_setting('wal_level') AS value").get_result(conn).await?;
+        let exists: Count = diesel::sql_query("SELECT count(*) AS n FROM pg_replication_slots WHERE slot_name = $1")
+            .bind::<Text, _>(slot)
+            .get_result(conn)
+            .await?;
+        if level.value != "logical" {
+            done.push(format!("slot {slot} not made: wal_level is {}, not logical", level.value));
+        } else if exists.n == 0 {
+            diesel::sql_query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
+                .bind::<Text, _>(slot)
+                .execute(conn)
+                .await?;
+            done.push(format!("slot {slot} created"));
+        }
+    }
+    Ok(done)
+}
+
 async fn list_partitions(conn: &mut AsyncPgConnection) -> Result<Partitions, DataError> {
     let names: Vec<Name> = diesel::sql_query(
         "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
@@ -230,36 +289,46 @@ async fn list_partitions(conn: &mut AsyncPgConnection) -> Result<Partitions, Dat
 /// Creates `day`'s partition, moving that day's rows out of the default partition, and
 /// returns how many were moved. Inserts into the default partition wait for the few
 /// milliseconds this takes; every other insert goes on.
+///
+/// The rows move through `event_log` itself, out before the attach and back in after it, in
+/// one transaction: the rollup triggers subtract and add them back (no count changes, and no
+/// reader sees them gone), and the warehouse publication carries the move as a delete followed
+/// by an insert of the same event (a row copied into a table not yet attached would not be
+/// published at all).
 async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Result<i64, DataError> {
     let name = partition_name(day);
     let (from, to) = (start_of(day), start_of(day + Days::new(1)));
     let (lower, upper) = (from.to_rfc3339(), to.to_rfc3339());
     conn.transaction(async |conn| {
-        // The CHECK lets ATTACH skip its scan of the new table; the lock keeps inserts out of
-        // the default partition while that day's rows leave it.
         conn.batch_execute(&format!(
             "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
              LOCK TABLE event_log_default IN SHARE ROW EXCLUSIVE MODE;
-             CREATE TABLE {name} (LIKE event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
-                 WITH (autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_insert_threshold = 10000,
-                       autovacuum_analyze_scale_factor = 0.02);
-             ALTER TABLE {name} ADD CONSTRAINT {name}_bound CHECK (occurred_at >= '{lower}' AND occurred_at < '{upper}');"
+             CREATE TEMPORARY TABLE moving (LIKE event_log) ON COMMIT DROP;"
         ))
         .await?;
-        let moved: Count = diesel::sql_query(format!(
+        // No partition covers the day yet, so only the default partition holds its rows.
+        let moved: Count = diesel::sql_query(
             "WITH moved AS (
-                 DELETE FROM event_log_default WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *
-             ), copied AS (
-                 INSERT INTO {name} SELECT * FROM moved RETURNING 1
-             ) SELECT count(*) AS n FROM copied"
-        ))
+                 DELETE FROM event_log WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *
+             ), kept AS (
+                 INSERT INTO moving SELECT * FROM moved RETURNING 1
+             ) SELECT count(*) AS n FROM kept",
+        )
         .bind::<Timestamptz, _>(from)
         .bind::<Timestamptz, _>(to)
         .get_result(conn)
         .await?;
+        // The CHECK lets ATTACH skip its scan of the new table; the replica identity lets the
+        // warehouse publication carry deletes (erasure) from it.
         conn.batch_execute(&format!(
-            "ALTER TABLE event_log ATTACH PARTITION {name} FOR VALUES FROM ('{lower}') TO ('{upper}');
-             ALTER TABLE {name} DROP CONSTRAINT {name}_bound;"
+            "CREATE TABLE {name} (LIKE event_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+                 WITH (autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_insert_threshold = 10000,
+                       autovacuum_analyze_scale_factor = 0.02);
+             ALTER TABLE {name} ADD CONSTRAINT {name}_bound CHECK (occurred_at >= '{lower}' AND occurred_at < '{upper}');
+             ALTER TABLE {name} REPLICA IDENTITY FULL;
+             ALTER TABLE event_log ATTACH PARTITION {name} FOR VALUES FROM ('{lower}') TO ('{upper}');
+             ALTER TABLE {name} DROP CONSTRAINT {name}_bound;
+             INSERT INTO event_log SELECT * FROM moving;"
         ))
         .await?;
         Ok::<_, DataError>(moved.n)

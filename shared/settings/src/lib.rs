@@ -86,6 +86,13 @@ pub struct Config {
     /// Default 14: two weeks without a maintenance run before an event lands in the default
     /// partition (where it is still stored and counted).
     pub partition_ahead_days: u32,
+    /// `EXPORT_REPLICATION_SLOT`: the logical replication slot the warehouse export (Datastream)
+    /// reads; maintenance creates it when the server runs with `wal_level = logical`. Unset: no
+    /// slot is made.
+    pub export_replication_slot: Option<String>,
+    /// `EXPORT_REPLICATION_USER`: the database user the warehouse export connects as;
+    /// maintenance lets it read `event_log` and replicate.
+    pub export_replication_user: Option<String>,
     /// `MAINTENANCE_INTERVAL_SECS`: how often `local` runs maintenance itself. Default 3600.
     /// (In the cloud a Cloud Scheduler job runs `migrate maintain` instead.)
     pub maintenance_interval: Duration,
@@ -161,6 +168,8 @@ impl fmt::Debug for Config {
             .field("max_future_skew", &self.max_future_skew)
             .field("retention_days", &self.retention_days)
             .field("partition_ahead_days", &self.partition_ahead_days)
+            .field("export_replication_slot", &self.export_replication_slot)
+            .field("export_replication_user", &self.export_replication_user)
             .field("maintenance_interval", &self.maintenance_interval)
             .field("request_body_timeout", &self.request_body_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -266,6 +275,8 @@ impl Config {
                 Some(_) => Some(parse_bounded(&get, "RETENTION_DAYS", 1, 1..=36_500, "a number of days")?),
             },
             partition_ahead_days: parse_bounded(&get, "PARTITION_AHEAD_DAYS", 14, 1..=366, "a number of days")?,
+            export_replication_slot: identifier(&get, "EXPORT_REPLICATION_SLOT")?,
+            export_replication_user: identifier(&get, "EXPORT_REPLICATION_USER")?,
             maintenance_interval: Duration::from_secs(parse_bounded(
                 &get,
                 "MAINTENANCE_INTERVAL_SECS",
@@ -310,6 +321,19 @@ impl Config {
             var: "DATABASE_URL",
             expected: "a PostgreSQL URL such as postgres://user:password@host:5432/events",
         })
+    }
+}
+
+/// A PostgreSQL name we quote ourselves: 1 to 63 lowercase letters, digits and underscores.
+fn identifier(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<Option<String>, ConfigError> {
+    match get(var) {
+        Some(name)
+            if !(1..=63).contains(&name.len())
+                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            Err(ConfigError::Invalid { var, expected: "1 to 63 lowercase letters, digits or underscores".into() })
+        }
+        name => Ok(name),
     }
 }
 
