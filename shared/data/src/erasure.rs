@@ -55,50 +55,42 @@ pub async fn erase_tenant(
 ) -> Result<ErasureReport, DataError> {
     let mut conn = pool.get().await?;
     let mut report = ErasureReport::default();
-    loop {
-        // The window index finds the tenant's rows in each partition; the join deletes them
-        // through the partitioned table, so the rollup trigger sees every one.
-        let deleted: Count = diesel::sql_query(
-            "WITH victims AS (
-                 SELECT DISTINCT event_name, occurred_at FROM (
-                     SELECT event_name, occurred_at FROM event_log
-                     WHERE tenant_id = $1 AND received_at < $2 LIMIT $3) v
-             ), gone AS (
-                 DELETE FROM event_log e USING victims v
-                 WHERE e.tenant_id = $1 AND e.event_name = v.event_name AND e.occurred_at = v.occurred_at
-                   AND e.received_at < $2
-                 RETURNING 1
-             ) SELECT count(*) AS n FROM gone",
-        )
-        .bind::<Text, _>(tenant.as_str())
-        .bind::<Timestamptz, _>(before)
-        .bind::<BigInt, _>(batch)
-        .get_result(&mut *conn)
-        .await?;
-        if deleted.n == 0 {
-            break;
+    // The window index finds the tenant's rows in each partition; the join deletes them
+    // through the partitioned table, so the rollup trigger sees every one.
+    const EVENTS: &str = "WITH victims AS (
+            SELECT DISTINCT event_name, occurred_at FROM (
+                SELECT event_name, occurred_at FROM event_log
+                WHERE tenant_id = $1 AND received_at < $2 LIMIT $3) v
+        ), gone AS (
+            DELETE FROM event_log e USING victims v
+            WHERE e.tenant_id = $1 AND e.event_name = v.event_name AND e.occurred_at = v.occurred_at
+              AND e.received_at < $2
+            RETURNING 1
+        ) SELECT count(*) AS n FROM gone";
+    const IDENTITIES: &str = "WITH gone AS (
+            DELETE FROM event_identities WHERE ctid = ANY (ARRAY(
+                SELECT ctid FROM event_identities WHERE tenant_id = $1 AND received_at < $2 LIMIT $3))
+            RETURNING 1
+        ) SELECT count(*) AS n FROM gone";
+    // Events first, then their identities (so no replay slips in between and is stored twice).
+    for (statement, events) in [(EVENTS, true), (IDENTITIES, false)] {
+        loop {
+            let deleted: Count = diesel::sql_query(statement)
+                .bind::<Text, _>(tenant.as_str())
+                .bind::<Timestamptz, _>(before)
+                .bind::<BigInt, _>(batch)
+                .get_result(&mut *conn)
+                .await?;
+            if deleted.n == 0 {
+                break;
+            }
+            if events {
+                report.events += deleted.n;
+            } else {
+                report.identities += deleted.n;
+            }
+            progress(&report);
         }
-        report.events += deleted.n;
-        progress(&report);
-    }
-    loop {
-        let deleted: Count = diesel::sql_query(
-            "WITH gone AS (
-                 DELETE FROM event_identities WHERE ctid = ANY (ARRAY(
-                     SELECT ctid FROM event_identities WHERE tenant_id = $1 AND received_at < $2 LIMIT $3))
-                 RETURNING 1
-             ) SELECT count(*) AS n FROM gone",
-        )
-        .bind::<Text, _>(tenant.as_str())
-        .bind::<Timestamptz, _>(before)
-        .bind::<BigInt, _>(batch)
-        .get_result(&mut *conn)
-        .await?;
-        if deleted.n == 0 {
-            break;
-        }
-        report.identities += deleted.n;
-        progress(&report);
     }
     for table in ["event_counts_minute", "event_counts_hour"] {
         let mut after: Option<(String, DateTime<Utc>)> = None;
