@@ -46,6 +46,11 @@ struct Flags {
     /// storing); empty to skip it; default 16
     #[arg(long, value_name = "LIST", value_parser = counts_or_none)]
     async_clients: Option<Counts>,
+    /// concurrencies (among --clients) at which the release worker is fed Pub/Sub push requests
+    /// directly, right after the inline point of the same concurrency; empty to skip; default
+    /// 16,64
+    #[arg(long, value_name = "LIST", value_parser = counts_or_none)]
+    worker_clients: Option<Counts>,
     /// DB_POOL_SIZE of the services; default 32
     #[arg(long, value_name = "N", value_parser = count_u32)]
     pool_size: Option<u32>,
@@ -61,12 +66,17 @@ struct Flags {
     /// skip loading rows and measuring GET /metrics
     #[arg(long)]
     skip_metrics: bool,
+    /// the large point: rows loaded after the /metrics table for GET /metrics and ingest into a
+    /// large table, fewer if the disk cannot hold them; 0 to skip; default 100000000 (0 with
+    /// --quick)
+    #[arg(long, value_name = "N", value_parser = count_or_zero)]
+    large_rows: Option<u64>,
     /// before each load point, wait up to SECS for the machine to be under 15% busy (other work
     /// on a shared machine skews the numbers); default 0 (off)
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     quiet_wait: Option<Duration>,
     /// smoke run: 3 s points, 1 run, clients 16,64, batch clients 4, 1M rows, 50 requests per
-    /// query; writes target/bench-quick.md unless --out is given
+    /// query, no large point; writes target/bench-quick.md unless --out is given
     #[arg(long)]
     quick: bool,
     /// where the markdown report goes (the plot goes to FILE-without-.md/ingest.png); default
@@ -92,11 +102,14 @@ pub struct Args {
     pub batch_clients: Vec<usize>,
     pub batch_sizes: Vec<usize>,
     pub async_clients: Vec<usize>,
+    pub worker_clients: Vec<usize>,
     pub pool_size: u32,
     pub copy_rows: usize,
     pub metrics_rows: u64,
     pub metrics_requests: usize,
     pub skip_metrics: bool,
+    /// 0: no large point.
+    pub large_rows: u64,
     pub quick: bool,
     pub cold_start_runs: usize,
     pub quiet_wait: Duration,
@@ -129,11 +142,13 @@ impl Args {
             batch_clients: vec![4, 16],
             batch_sizes: vec![100, 1000],
             async_clients: vec![16],
+            worker_clients: vec![16, 64],
             pool_size: 32,
             copy_rows: 400_000,
             metrics_rows: 10_000_000,
             metrics_requests: 200,
             skip_metrics: false,
+            large_rows: 100_000_000,
             quick: false,
             cold_start_runs: 10,
             quiet_wait: Duration::ZERO,
@@ -151,6 +166,7 @@ impl Args {
             copy_rows: 50_000,
             metrics_rows: 1_000_000,
             metrics_requests: 50,
+            large_rows: 0,
             quick: true,
             out: PathBuf::from("target/bench-quick.md"),
             ..Self::defaults()
@@ -170,11 +186,13 @@ impl From<Flags> for Args {
             batch_clients: flags.batch_clients.map_or(base.batch_clients, |c| c.0),
             batch_sizes: flags.batch_sizes.map_or(base.batch_sizes, |c| c.0),
             async_clients: flags.async_clients.map_or(base.async_clients, |c| c.0),
+            worker_clients: flags.worker_clients.map_or(base.worker_clients, |c| c.0),
             pool_size: flags.pool_size.unwrap_or(base.pool_size),
             copy_rows: flags.copy_rows.unwrap_or(base.copy_rows),
             metrics_rows: flags.metrics_rows.unwrap_or(base.metrics_rows),
             metrics_requests: flags.metrics_requests.unwrap_or(base.metrics_requests),
             skip_metrics: flags.skip_metrics,
+            large_rows: flags.large_rows.unwrap_or(base.large_rows),
             quick: flags.quick,
             quiet_wait: flags.quiet_wait.unwrap_or(base.quiet_wait),
             out: flags.out.unwrap_or(base.out),
@@ -212,6 +230,10 @@ fn count_u32(value: &str) -> Result<u32, String> {
 
 fn count_u64(value: &str) -> Result<u64, String> {
     u64::try_from(count(value)?).map_err(|_| "too large".to_owned())
+}
+
+fn count_or_zero(value: &str) -> Result<u64, String> {
+    value.trim().parse::<u64>().map_err(|_| "needs a whole number (0 for none)".to_owned())
 }
 
 fn counts(value: &str) -> Result<Counts, String> {
@@ -264,6 +286,8 @@ mod tests {
         assert_eq!(args.batch_clients, vec![4, 16]);
         assert_eq!(args.batch_sizes, vec![100, 1000]);
         assert_eq!(args.async_clients, vec![16]);
+        assert_eq!(args.worker_clients, vec![16, 64]);
+        assert_eq!(args.large_rows, 100_000_000);
         assert_eq!((args.pool_size, args.copy_rows, args.metrics_rows), (32, 400_000, 10_000_000));
         assert_eq!(args.metrics_requests, 200);
         assert!(!args.quick && !args.skip_metrics);
@@ -279,7 +303,11 @@ mod tests {
         assert_eq!(args.duration, Duration::from_secs(3));
         assert_eq!(args.clients, vec![16, 64]);
         assert_eq!(args.metrics_rows, 1_000_000);
+        assert_eq!(args.large_rows, 0, "no large point in a smoke run");
+        assert_eq!(args.worker_clients, vec![16, 64]);
         assert_eq!(args.out, PathBuf::from("target/bench-quick.md"));
+        assert_eq!(parse(&["--quick", "--large-rows", "2000000"]).large_rows, 2_000_000);
+        assert_eq!(parse(&["--large-rows", "0"]).large_rows, 0);
         assert_eq!(parse(&["--quick", "--out", "x.md"]).out, PathBuf::from("x.md"));
     }
 
@@ -294,6 +322,8 @@ mod tests {
             "2, 8",
             "--async-clients",
             "",
+            "--worker-clients",
+            "",
             "--pool-size",
             "8",
             "--quiet-wait",
@@ -307,6 +337,7 @@ mod tests {
         assert_eq!(args.warmup, Duration::ZERO);
         assert_eq!(args.clients, vec![2, 8]);
         assert!(args.async_clients.is_empty(), "an empty list skips the async point");
+        assert!(args.worker_clients.is_empty());
         assert_eq!(args.pool_size, 8);
         assert_eq!(args.quiet_wait, Duration::from_secs(60));
         assert_eq!(args.runs, 4, "the last of a repeated flag counts");
@@ -322,6 +353,7 @@ mod tests {
         assert_eq!(refused(&["--clients", ""]), ErrorKind::ValueValidation);
         assert_eq!(refused(&["--batch-sizes", "5000"]), ErrorKind::ValueValidation);
         assert_eq!(refused(&["--pool-size", "5000000000"]), ErrorKind::ValueValidation);
+        assert_eq!(refused(&["--large-rows", "-1"]), ErrorKind::ValueValidation);
         assert_eq!(refused(&["--runs"]), ErrorKind::InvalidValue);
         assert_eq!(refused(&["--nope"]), ErrorKind::UnknownArgument);
         assert_eq!(refused(&["--help"]), ErrorKind::DisplayHelp);
@@ -339,11 +371,13 @@ mod tests {
             "--batch-clients <LIST>",
             "--batch-sizes <LIST>",
             "--async-clients <LIST>",
+            "--worker-clients <LIST>",
             "--pool-size <N>",
             "--copy-rows <N>",
             "--metrics-rows <N>",
             "--metrics-requests <N>",
             "--skip-metrics",
+            "--large-rows <N>",
             "--quiet-wait <SECS>",
             "--quick",
             "--out <FILE>",

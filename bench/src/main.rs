@@ -2,10 +2,15 @@
 //! machine, in one run; writes docs/benchmarks.md and docs/benchmarks/ingest.png. Run it with
 //! `scripts/bench` (which builds the release binaries first); `bench --help` lists the flags.
 //!
-//! One run: start a durable PostgreSQL and the release services; time the cold start and read
-//! idle memory; then per run and concurrency, pgbench's single-row insert and the service's
-//! `POST /events` back to back; pgbench's 100-row insert, `/events/batch` and COPY; then load
-//! 10M rows and time `GET /metrics`. Every number in the report is measured in that run.
+//! One run: start a durable PostgreSQL, migrate it and bring the partitioned schema to a
+//! long-running deployment's steady state (`stack`), start the release services; time the cold
+//! start and read idle memory; then per run and concurrency, pgbench's single-row insert into
+//! the bare table and the service's own statement, `POST /events`, and the `worker` fed push
+//! requests, back to back; ingest while `migrate maintain` creates and drops a partition; the
+//! async path on the Pub/Sub emulator; pgbench's 100-row inserts, `/events/batch` and COPY; then
+//! load 10M rows into 30 daily partitions and time `GET /metrics` and ingest into that table,
+//! and the same on the large table (`--large-rows`). Every number in the report is measured in
+//! that run.
 
 // A benchmark's output is its report: printing it to stdout is the point. Progress goes to stderr.
 #![allow(clippy::print_stdout)]
@@ -13,6 +18,7 @@
 mod cli;
 mod client;
 mod load;
+mod maintenance;
 mod metrics;
 mod pgbench;
 mod plot;
@@ -28,13 +34,22 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use procfs::Current;
 
 use crate::cli::Args;
 use crate::load::{LoadSpec, Measured, Workload};
-use crate::results::{BatchRun, CopyRun, Footprint, Machine, Results, SingleRun};
-use crate::stack::Stack;
+use crate::pgbench::Yardstick;
+use crate::results::{BatchRun, CopyRun, Footprint, LoadedTable, Machine, Results, SingleRun};
+use crate::stack::{Service, Stack};
 use crate::stats::{ms, rate};
+
+/// Clients of single-event ingest into the loaded tables (the target concurrency the large
+/// table is compared at).
+pub const LOADED_INGEST_CLIENTS: usize = 16;
+
+/// The deployable binaries whose size and idle memory are reported.
+const BINARIES: [&str; 5] = ["events", "metrics", "health", "worker", "migrate"];
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -47,6 +62,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Now, to the microsecond PostgreSQL stores: a point's events are found again by this time.
+pub fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
 fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let bin_dir = stack::own_bin_dir()?;
@@ -57,23 +78,27 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let stack = Stack::start(&bin_dir, args.pool_size)?;
     let machine = Machine { busy_before_pct, ..machine(&stack) };
     eprintln!(
-        "bench: PostgreSQL {} on port {}; events :{}, metrics :{}, health :{}; DB_POOL_SIZE={}",
+        "bench: PostgreSQL {} on port {}; events :{}, metrics :{}, health :{}, worker :{}; DB_POOL_SIZE={}",
         machine.postgres,
         stack.cluster.port(),
         stack.events.port,
         stack.metrics.port,
         stack.health.port,
+        stack.worker.port,
         args.pool_size
     );
+    eprintln!("bench: event_log partitions {}; {}", stack.schema.partitions, stack.schema.maintain_at_start);
     let mut results = Results {
         args: args.clone(),
         machine,
         single: Vec::new(),
+        maintenance: Vec::new(),
         async_runs: Vec::new(),
         batch: Vec::new(),
         copy: Vec::new(),
-        metrics_load: None,
-        metrics: Vec::new(),
+        metrics: None,
+        large: None,
+        large_note: None,
         footprint: Footprint::default(),
         failures: Vec::new(),
         elapsed: Duration::ZERO,
@@ -82,7 +107,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
     // Memory before any request, start-up time and size, while the machine is quiet.
     std::thread::sleep(Duration::from_secs(1));
-    results.footprint.idle_rss_kib = [&stack.events, &stack.metrics, &stack.health]
+    results.footprint.idle_rss_kib = [&stack.events, &stack.metrics, &stack.health, &stack.worker]
         .iter()
         .map(|s| (s.name.clone(), probe::rss_kib(s.pid())))
         .collect();
@@ -91,7 +116,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         Ok(times) => results.footprint.cold_starts = times,
         Err(err) => results.failures.push(format!("cold start: {err:#}")),
     }
-    results.footprint.sizes = ["events", "metrics", "health", "migrate"]
+    results.footprint.sizes = BINARIES
         .iter()
         .map(|name| (name.to_string(), std::fs::metadata(bin_dir.join(name)).ok().map(|m| m.len())))
         .collect();
@@ -99,14 +124,30 @@ fn run(args: &Args) -> anyhow::Result<()> {
     single_points(&stack, args, &mut results);
     std::thread::sleep(Duration::from_secs(1));
     results.footprint.events_rss_after_load_kib = probe::rss_kib(stack.events.pid());
+    maintenance_points(&stack, args, &mut results);
     async_points(&stack, args, &mut results);
     batch_points(&stack, args, &mut results);
     copy_points(&stack, args, &mut results);
     if args.skip_metrics {
-        results.failures.push("`/metrics` skipped (--skip-metrics)".to_owned());
+        results.failures.push("`/metrics` and the large point skipped (--skip-metrics)".to_owned());
     } else {
         metrics_points(&stack, args, &mut results);
+        large_point(&stack, args, &mut results);
     }
+    let mismatches: Vec<String> = results
+        .service_points()
+        .into_iter()
+        .filter(|(_, m)| m.stored_matches() == Some(false))
+        .map(|(what, m)| {
+            format!(
+                "{what}: {} events stored, but {} acknowledged ({} errors)",
+                m.stored.unwrap_or(0),
+                m.acknowledged,
+                m.errors
+            )
+        })
+        .collect();
+    results.failures.extend(mismatches);
 
     let out = &args.out;
     let plot_path = plot_path(out);
@@ -161,44 +202,64 @@ fn wait_until_quiet(args: &Args) {
     }
 }
 
+/// A load point against `target`: on emptied tables when `fresh`, else on the tables as they
+/// are (after a checkpoint). Then counts the events the point stored, to hold them against the
+/// events it got acknowledged.
 fn service_point(
     stack: &Stack,
     args: &Args,
+    target: &Service,
     clients: usize,
     workload: Workload,
     tag: String,
+    fresh: bool,
 ) -> anyhow::Result<Measured> {
     wait_until_quiet(args);
-    stack.reset_table()?;
+    if fresh {
+        stack.reset_table()?;
+    } else {
+        stack.sql("CHECKPOINT")?;
+    }
     let spec = LoadSpec {
-        port: stack.events.port,
-        service_pid: stack.events.pid(),
+        port: target.port,
+        service_pid: target.pid(),
         postmaster: stack.postmaster,
         clients,
         warmup: args.warmup,
         duration: args.duration,
         workload,
         tag,
+        timestamp: now_micros(),
+        timeline: false,
     };
-    load::run(&spec)
+    let mut measured = load::run(&spec)?;
+    measured.stored = Some(stack.stored_at(spec.timestamp)?);
+    Ok(measured)
 }
 
-fn pgbench_point(stack: &Stack, args: &Args, rows: usize, clients: usize, table: &str) -> anyhow::Result<Measured> {
+fn pgbench_point(
+    stack: &Stack,
+    args: &Args,
+    yardstick: Yardstick,
+    rows: usize,
+    clients: usize,
+) -> anyhow::Result<Measured> {
     wait_until_quiet(args);
     stack.reset_table()?;
-    let name = format!("{}-{table}", if rows == 1 { "single" } else { "multi" });
-    pgbench::run(stack, &name, &pgbench::insert_script(rows, table), rows, clients, args.duration)
+    let name = format!("{}-{rows}", yardstick.name());
+    pgbench::run(stack, &name, &yardstick.script(rows)?, rows, clients, args.duration)
 }
 
 fn log_point(label: &str, result: &anyhow::Result<Measured>) {
     match result {
         Ok(m) => eprintln!(
-            "bench:   {label}: {} events/s ({} requests/s), p50 {} ms, p99 {} ms, errors {}; CPU service {:.0}% postgres {:.0}% generator {:.0}% other {:.0}%",
+            "bench:   {label}: {} events/s ({} requests/s), p50 {} ms, p99 {} ms, errors {}{}; CPU service {:.0}% postgres {:.0}% generator {:.0}% other {:.0}%",
             rate(m.events_per_s),
             rate(m.requests_per_s),
             ms(m.p50_ms),
             ms(m.p99_ms),
             m.errors,
+            m.stored.map_or_else(String::new, |s| format!(", stored {s} of {} acknowledged", m.acknowledged)),
             m.cpu.service,
             m.cpu.postgres,
             m.cpu.generator,
@@ -216,21 +277,53 @@ fn single_points(stack: &Stack, args: &Args, results: &mut Results) {
     for run in 1..=args.runs {
         for &clients in &args.clients {
             eprintln!("bench: single-event ingest, run {run}/{}, {clients} clients", args.runs);
-            let pg = pgbench_point(stack, args, 1, clients, "events");
-            log_point("pgbench single-row", &pg);
-            let bare = stack.bare_table.filter(|_| [16, 64].contains(&clients)).map(|table| {
-                let bare = pgbench_point(stack, args, 1, clients, table);
-                log_point("pgbench single-row, bare table", &bare);
-                bare
-            });
-            let svc = service_point(stack, args, clients, Workload::Single, format!("s{clients}r{run}"));
-            log_point("service POST /events", &svc);
             let failures = &mut results.failures;
-            let pgbench = keep(pg, &format!("pgbench single-row, {clients} clients, run {run}"), failures);
-            let pgbench_bare =
-                bare.and_then(|b| keep(b, &format!("pgbench single-row bare, {clients} clients, run {run}"), failures));
-            let service = keep(svc, &format!("service POST /events, {clients} clients, run {run}"), failures);
-            results.single.push(SingleRun { clients, pgbench, pgbench_bare, service });
+            let what = |point: &str| format!("{point}, {clients} clients, run {run}");
+            let bare = pgbench_point(stack, args, Yardstick::Bare, 1, clients);
+            log_point("pgbench single-row, bare table", &bare);
+            let bare = keep(bare, &what("pgbench single-row bare"), failures);
+            let same = pgbench_point(stack, args, Yardstick::ServiceStatement, 1, clients);
+            log_point("pgbench, the service's statement, 1 event", &same);
+            let same = keep(same, &what("pgbench service statement, 1 event"), failures);
+            let tag = format!("s{clients}r{run}");
+            let svc = service_point(stack, args, &stack.events, clients, Workload::Single, tag, true);
+            log_point("service POST /events", &svc);
+            let service = keep(svc, &what("service POST /events"), failures);
+            let worker = args.worker_clients.contains(&clients).then(|| {
+                let tag = format!("w{clients}r{run}");
+                let pushed = service_point(stack, args, &stack.worker, clients, Workload::Push, tag, true);
+                log_point("worker POST /pubsub/push", &pushed);
+                keep(pushed, &what("worker POST /pubsub/push"), failures)
+            });
+            results.single.push(SingleRun { clients, bare, same, service, worker: worker.flatten() });
+        }
+    }
+}
+
+fn maintenance_points(stack: &Stack, args: &Args, results: &mut Results) {
+    for run in 1..=args.runs {
+        wait_until_quiet(args);
+        eprintln!(
+            "bench: maintenance under load, run {run}/{}, {} clients, migrate maintain at {:.1} s",
+            args.runs,
+            maintenance::CLIENTS,
+            args.duration.as_secs_f64() / 2.0
+        );
+        match maintenance::point(stack, args.warmup, args.duration, format!("mt{run}")) {
+            Ok(point) => {
+                log_point("service POST /events (whole interval)", &Ok(point.measured.clone()));
+                eprintln!(
+                    "bench:   while maintenance ran ({} ms, {} requests): p99 {} ms; otherwise ({} requests) p99 {} ms; {}",
+                    point.maintained.elapsed.as_millis(),
+                    point.during.requests,
+                    ms(point.during.p99_ms),
+                    point.steady.requests,
+                    ms(point.steady.p99_ms),
+                    point.maintained.line
+                );
+                results.maintenance.push(point);
+            }
+            Err(err) => results.failures.push(format!("maintenance under load, run {run}: {err:#}")),
         }
     }
 }
@@ -269,25 +362,21 @@ fn batch_points(stack: &Stack, args: &Args, results: &mut Results) {
     for run in 1..=args.runs {
         for &clients in &args.batch_clients {
             eprintln!("bench: batch ingest, run {run}/{}, {clients} clients", args.runs);
-            let pg = pgbench_point(stack, args, 100, clients, "events");
-            log_point("pgbench 100-row", &pg);
-            let bare = stack.bare_table.map(|table| {
-                let bare = pgbench_point(stack, args, 100, clients, table);
-                log_point("pgbench 100-row, bare table", &bare);
-                bare
-            });
-            let what = format!("pgbench 100-row bare, {clients} clients, run {run}");
-            let pgbench100_bare = bare.and_then(|b| keep(b, &what, &mut results.failures));
-            let pgbench100 = keep(pg, &format!("pgbench 100-row, {clients} clients, run {run}"), &mut results.failures);
+            let what = |point: &str| format!("{point}, {clients} clients, run {run}");
+            let bare = pgbench_point(stack, args, Yardstick::Bare, 100, clients);
+            log_point("pgbench 100-row, bare table", &bare);
+            let bare100 = keep(bare, &what("pgbench 100-row bare"), &mut results.failures);
+            let same = pgbench_point(stack, args, Yardstick::ServiceStatement, 100, clients);
+            log_point("pgbench, the service's statement, 100 events", &same);
+            let same100 = keep(same, &what("pgbench service statement, 100 events"), &mut results.failures);
             let mut service = Vec::new();
             for &size in &args.batch_sizes {
-                let svc =
-                    service_point(stack, args, clients, Workload::Batch { size }, format!("b{size}c{clients}r{run}"));
+                let tag = format!("b{size}c{clients}r{run}");
+                let svc = service_point(stack, args, &stack.events, clients, Workload::Batch { size }, tag, true);
                 log_point(&format!("service batch of {size}"), &svc);
-                let what = format!("service batch of {size}, {clients} clients, run {run}");
-                service.push((size, keep(svc, &what, &mut results.failures)));
+                service.push((size, keep(svc, &what(&format!("service batch of {size}")), &mut results.failures)));
             }
-            results.batch.push(BatchRun { clients, pgbench100, pgbench100_bare, service });
+            results.batch.push(BatchRun { clients, bare100, same100, service });
         }
     }
 }
@@ -329,38 +418,66 @@ fn copy_points(stack: &Stack, args: &Args, results: &mut Results) {
     }
 }
 
-fn metrics_points(stack: &Stack, args: &Args, results: &mut Results) {
-    eprintln!("bench: loading {} rows for /metrics", rate(args.metrics_rows as f64));
-    match metrics::load(stack, args.metrics_rows) {
-        Ok(loaded) => {
-            eprintln!(
-                "bench:   loaded in {:.0} s, vacuumed in {:.0} s, {}",
-                loaded.insert_s, loaded.vacuum_s, loaded.table_size
-            );
-            results.metrics_load = Some(loaded);
-        }
-        Err(err) => {
-            results.failures.push(format!("loading rows for /metrics: {err:#}"));
-            return;
-        }
+/// Loads `rows` over the span ending today, times `/metrics` on it, then single-event ingest
+/// into it.
+fn loaded_table(stack: &Stack, args: &Args, rows: u64, failures: &mut Vec<String>) -> anyhow::Result<LoadedTable> {
+    let (span_from, _) = metrics::span(Utc::now().date_naive());
+    eprintln!("bench: loading {} rows into 30 daily partitions", rate(rows as f64));
+    let load = metrics::load(stack, rows, span_from)?;
+    eprintln!(
+        "bench:   loaded in {:.0} s, vacuumed in {:.0} s; {:.0} bytes per event",
+        load.insert_s,
+        load.vacuum_s,
+        load.bytes_per_event()
+    );
+    let queries = metrics::measure(stack, rows, span_from, args.metrics_requests)?;
+    for q in &queries {
+        eprintln!(
+            "bench:   {} – {} {:?}: {} rows (SQL), service {:?}, p50 {} ms, p99 {} ms",
+            q.window.start_text(),
+            q.window.end_text(),
+            q.interval,
+            q.sql_count,
+            q.timing.count,
+            ms(q.timing.p50_ms),
+            ms(q.timing.p99_ms)
+        );
     }
-    match metrics::measure(stack, args.metrics_requests) {
-        Ok(queries) => {
-            for q in &queries {
-                eprintln!(
-                    "bench:   {} – {} {}: rows {}, service count {:?}, p50 {} ms, p99 {} ms",
-                    q.window.from,
-                    q.window.to,
-                    q.interval.unwrap_or("none"),
-                    q.sql_count,
-                    q.timing.count,
-                    ms(q.timing.p50_ms),
-                    ms(q.timing.p99_ms)
-                );
-            }
-            results.metrics = queries;
-        }
+    eprintln!("bench: single-event ingest into the {}-row table, {LOADED_INGEST_CLIENTS} clients", rate(rows as f64));
+    let tag = format!("l{rows}");
+    let ingest = service_point(stack, args, &stack.events, LOADED_INGEST_CLIENTS, Workload::Single, tag, false);
+    log_point("service POST /events", &ingest);
+    let ingest = keep(ingest, &format!("POST /events into the {}-row table", rate(rows as f64)), failures);
+    Ok(LoadedTable { load, queries, ingest })
+}
+
+fn metrics_points(stack: &Stack, args: &Args, results: &mut Results) {
+    match loaded_table(stack, args, args.metrics_rows, &mut results.failures) {
+        Ok(table) => results.metrics = Some(table),
         Err(err) => results.failures.push(format!("GET /metrics: {err:#}")),
+    }
+}
+
+fn large_point(stack: &Stack, args: &Args, results: &mut Results) {
+    if args.large_rows == 0 {
+        results.large_note = Some("not measured in this run (`--large-rows 0`, the default with `--quick`)".to_owned());
+        return;
+    }
+    // The small table's space back first: the large one is sized to the disk free without it.
+    let free = stack.reset_table().and_then(|()| metrics::free_disk(stack));
+    let free = match free {
+        Ok(free) => free,
+        Err(err) => return results.failures.push(format!("the large point: free disk: {err:#}")),
+    };
+    let bytes_per_event =
+        results.metrics.as_ref().map_or(metrics::FALLBACK_BYTES_PER_EVENT, |t| t.load.bytes_per_event());
+    let (rows, note) = metrics::large_rows(args.large_rows, free, bytes_per_event, args.metrics_rows);
+    eprintln!("bench: the large point: {note}");
+    results.large_note = Some(note);
+    let Some(rows) = rows else { return };
+    match loaded_table(stack, args, rows, &mut results.failures) {
+        Ok(table) => results.large = Some(table),
+        Err(err) => results.failures.push(format!("the large point ({} rows): {err:#}", rate(rows as f64))),
     }
 }
 
@@ -396,8 +513,7 @@ fn machine(stack: &Stack) -> Machine {
         postgres,
         command,
         revision: revision(),
-        migrations: stack.migrations.clone(),
-        events_triggers: stack.events_triggers.clone(),
+        schema: stack.schema.clone(),
         busy_before_pct: 0.0,
     }
 }

@@ -1,4 +1,13 @@
 //! PostgreSQL's own ceiling for the same work: pgbench with custom scripts, and COPY.
+//!
+//! Two yardsticks, each at 1 and at 100 rows per transaction:
+//! - the bare table (`stack::BARE_TABLE`): `INSERT … ON CONFLICT DO NOTHING` into one
+//!   unpartitioned table without triggers, the least work that stores an event idempotently;
+//! - the service's own statement (`INSERT_UNNEST` of shared/data/src/insert.rs, read from that
+//!   file when the bench is built, so it cannot drift): identities claimed in
+//!   `event_identities`, the claimed events written into `event_log` (its partitions and rollup
+//!   triggers), the stored fingerprints read back; the arrays the service binds as parameters
+//!   are built in the script instead.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -11,10 +20,41 @@ use sha2::{Digest, Sha256};
 
 use crate::load::{Measured, new_histogram};
 use crate::probe::{self, Watch};
-use crate::stack::{Stack, TENANT};
+use crate::stack::{BARE_TABLE, Stack, TENANT};
 
 /// The columns every insert of the benchmark writes (`received_at` takes its default).
 const COLUMNS: &str = "tenant_id, event_id, event_name, occurred_at, properties, payload_hash";
+
+/// The source file of the service's insert: the bench reads the statement from it rather than
+/// depending on the `data` crate (and its database stack).
+const SERVICE_INSERT_SOURCE: &str = include_str!("../../shared/data/src/insert.rs");
+
+/// Which insert pgbench runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Yardstick {
+    /// `INSERT … ON CONFLICT DO NOTHING` into the bare table.
+    Bare,
+    /// The service's `INSERT_UNNEST`, claiming identities and writing into `event_log`.
+    ServiceStatement,
+}
+
+impl Yardstick {
+    /// The pgbench script of `rows` rows per transaction.
+    pub fn script(self, rows: usize) -> anyhow::Result<String> {
+        match self {
+            Self::Bare => Ok(insert_script(rows, BARE_TABLE)),
+            Self::ServiceStatement => service_statement_script(rows),
+        }
+    }
+
+    /// A short name for files and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::ServiceStatement => "service-statement",
+        }
+    }
+}
 
 /// One row as the service writes it: a new unique id, a small JSON object, a 32-byte hash.
 fn row_values(offset: usize) -> String {
@@ -32,6 +72,60 @@ pub fn insert_script(rows: usize, table: &str) -> String {
         "\\set n random(1, 1000000000000)\nINSERT INTO {table} ({COLUMNS})\nVALUES {}\nON CONFLICT DO NOTHING;\n",
         values.join(",\n       ")
     )
+}
+
+/// The service's `INSERT_UNNEST` statement as its source file spells it (`$1` … `$6` are the
+/// arrays it binds).
+pub fn service_statement() -> anyhow::Result<String> {
+    extract_statement(SERVICE_INSERT_SOURCE, "INSERT_UNNEST")
+        .context("INSERT_UNNEST not found as a plain string constant in shared/data/src/insert.rs")
+}
+
+/// The text of `const NAME: &str = "…";` in Rust source: a plain string literal whose only
+/// escapes are line continuations (a backslash ending a line skips the line break and the next
+/// line's indentation), `\"` and `\\`.
+fn extract_statement(source: &str, name: &str) -> Option<String> {
+    let opening = format!("const {name}: &str = \"");
+    let start = source.find(&opening)? + opening.len();
+    let mut out = String::new();
+    let mut chars = source[start..].chars().peekable();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                '\n' => while chars.next_if(|c| c.is_whitespace()).is_some() {},
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+}
+
+/// The pgbench script of the service's statement for `rows` new events, its six array
+/// parameters built in SQL: the same values as the bare table's rows.
+pub fn service_statement_script(rows: usize) -> anyhow::Result<String> {
+    let statement = service_statement()?;
+    if !(1..=6).all(|k| statement.contains(&format!("${k}"))) || statement.contains("$7") {
+        bail!("INSERT_UNNEST no longer takes exactly the parameters $1 to $6; update bench/src/pgbench.rs");
+    }
+    let array =
+        |element: &dyn Fn(usize) -> String| format!("ARRAY[{}]", (0..rows).map(element).collect::<Vec<_>>().join(", "));
+    let params = [
+        array(&|_| format!("'{TENANT}'")),
+        array(&|_| "gen_random_uuid()::text".to_owned()),
+        array(&|_| format!("'{}'", crate::load::EVENT_NAME)),
+        array(&|_| "now()".to_owned()),
+        array(&|k| format!("jsonb_build_object('n', :n::int8 + {k})")),
+        array(&|k| format!("sha256(int8send(:n::int8 + {k}))")),
+    ];
+    let mut sql = statement;
+    for (k, value) in params.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", k + 1), value);
+    }
+    Ok(format!("\\set n random(1, 1000000000000)\n{};\n", sql.trim_end()))
 }
 
 /// Runs `pgbench -M prepared` with `script` at `clients` for `duration`, logging every
@@ -96,6 +190,8 @@ pub fn run(
         error_samples: Vec::new(),
         cpu: observation.cpu,
         service_rss_max_kib: None,
+        acknowledged: 0,
+        stored: None,
     })
 }
 
@@ -157,7 +253,7 @@ pub fn copy(stack: &Stack, files: &[(PathBuf, usize)]) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut children = Vec::new();
     for (path, _) in files {
-        let sql = format!("\\copy events ({COLUMNS}) FROM '{}' WITH (FORMAT csv)", path.display());
+        let sql = format!("\\copy {BARE_TABLE} ({COLUMNS}) FROM '{}' WITH (FORMAT csv)", path.display());
         let child = Command::new("psql")
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &stack.db_url, "-c", &sql])
             .stdin(Stdio::null())
@@ -190,6 +286,28 @@ mod tests {
         assert_eq!(one.matches(';').count(), 1, "one statement: {one}");
         assert!(one.contains("ON CONFLICT DO NOTHING;"));
         assert_eq!(insert_script(100, "events").matches("gen_random_uuid()").count(), 100);
+    }
+
+    #[test]
+    fn the_service_statement_is_read_from_its_source() {
+        let statement = service_statement().expect("found");
+        assert!(statement.starts_with("WITH input AS ("), "{statement}");
+        assert!(statement.contains("INSERT INTO event_identities") && statement.contains("INSERT INTO event_log"));
+        assert!(!statement.contains('\\') && !statement.ends_with(';'));
+        let one = service_statement_script(1).expect("script");
+        assert!(!one.contains('$'), "every parameter replaced: {one}");
+        assert_eq!(one.matches("gen_random_uuid()").count(), 1);
+        assert!(one.starts_with("\\set n random(") && one.trim_end().ends_with(';'));
+        assert_eq!(one.matches(';').count(), 1, "one statement: {one}");
+        assert_eq!(service_statement_script(100).expect("script").matches("gen_random_uuid()").count(), 100);
+    }
+
+    #[test]
+    fn string_constants_are_unescaped() {
+        let source = "x\nconst Q: &str = \"\\\n    SELECT 1,\n    \\\"a\\\" -- \\\\\";\nconst R: &str = \"\\u{1}\";";
+        assert_eq!(extract_statement(source, "Q").as_deref(), Some("SELECT 1,\n    \"a\" -- \\"));
+        assert_eq!(extract_statement(source, "R"), None, "an escape it does not know");
+        assert_eq!(extract_statement(source, "S"), None);
     }
 
     #[test]

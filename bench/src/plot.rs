@@ -1,5 +1,6 @@
-//! The ingest plot: events/s and p99 latency against clients, service vs pgbench, medians with
-//! the min–max range of the runs as a vertical bar.
+//! The ingest plot: events/s and p99 latency against clients, the service (inline and the
+//! worker) vs pgbench (the bare table, the service's own statement), medians with the min–max
+//! range of the runs as a vertical bar.
 
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use anyhow::{Context, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::results::Results;
+use crate::results::{Results, Side};
 use crate::stats::Spread;
 
 /// Where a sans-serif TrueType font is found (text is drawn with ab_glyph, no fontconfig).
@@ -49,34 +50,44 @@ pub fn ingest(results: &Results, path: &Path) -> anyhow::Result<()> {
         Series {
             label: "service POST /events (events/s)",
             color: RGBColor(31, 119, 180),
-            points: collect(&|c| results.single_svc(c, |m| m.events_per_s)),
+            points: collect(&|c| results.single(Side::Service, c, |m| m.events_per_s)),
         },
         Series {
-            label: "pgbench single-row insert (tx/s)",
-            color: RGBColor(214, 39, 40),
-            points: collect(&|c| results.single_pg(c, |m| m.events_per_s)),
+            label: "worker, Pub/Sub pushes (events/s)",
+            color: RGBColor(44, 160, 44),
+            points: collect(&|c| results.single(Side::Worker, c, |m| m.events_per_s)),
         },
         Series {
-            label: "pgbench, bare table without triggers (tx/s)",
+            label: "pgbench single-row insert, bare table (tx/s)",
             color: RGBColor(148, 103, 189),
-            points: collect(&|c| results.single_bare(c, |m| m.events_per_s)),
+            points: collect(&|c| results.single(Side::Bare, c, |m| m.events_per_s)),
+        },
+        Series {
+            label: "pgbench, the service's statement, 1 event (tx/s)",
+            color: RGBColor(214, 39, 40),
+            points: collect(&|c| results.single(Side::Same, c, |m| m.events_per_s)),
         },
     ];
     let latency = [
         Series {
             label: "service p99",
             color: RGBColor(31, 119, 180),
-            points: collect(&|c| results.single_svc(c, |m| m.p99_ms)),
+            points: collect(&|c| results.single(Side::Service, c, |m| m.p99_ms)),
         },
         Series {
-            label: "pgbench p99",
-            color: RGBColor(214, 39, 40),
-            points: collect(&|c| results.single_pg(c, |m| m.p99_ms)),
+            label: "worker p99",
+            color: RGBColor(44, 160, 44),
+            points: collect(&|c| results.single(Side::Worker, c, |m| m.p99_ms)),
         },
         Series {
-            label: "pgbench average",
+            label: "pgbench bare table p99",
+            color: RGBColor(148, 103, 189),
+            points: collect(&|c| results.single(Side::Bare, c, |m| m.p99_ms)),
+        },
+        Series {
+            label: "pgbench bare table average",
             color: RGBColor(255, 127, 14),
-            points: collect(&|c| results.single_pg(c, |m| m.avg_ms)),
+            points: collect(&|c| results.single(Side::Bare, c, |m| m.avg_ms)),
         },
     ];
 

@@ -103,6 +103,8 @@ pub fn point(
         duration,
         workload: Workload::Accepted,
         tag: tag.clone(),
+        timestamp: crate::now_micros(),
+        timeline: false,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let probes = {
@@ -117,8 +119,10 @@ pub fn point(
     stop.store(true, Ordering::SeqCst);
     let load_ended = Instant::now();
     let (countable, probes_failed) = probes.join().map_err(|_| anyhow::anyhow!("the probe thread panicked"))?;
-    let accepted = accepted?;
+    let mut accepted = accepted?;
     let drain = drained_since(stack, load_ended)?;
+    // Every 202 must end up stored (the probes have names and times of their own).
+    accepted.stored = Some(stack.stored_at(spec.timestamp)?);
     let worker_rss_kib = crate::probe::rss_kib(async_stack.worker.pid());
     Ok(AsyncRun { clients, accepted, countable, probes_failed, drain, worker_rss_kib })
 }
@@ -185,7 +189,7 @@ fn probe(
 /// Polls the number of stored events until it has not moved for 3 s; returns how long after
 /// `since` it last moved.
 fn drained_since(stack: &Stack, since: Instant) -> anyhow::Result<Duration> {
-    let count = || -> anyhow::Result<i64> { Ok(stack.sql("SELECT count(*) FROM events")?.parse()?) };
+    let count = || -> anyhow::Result<i64> { Ok(stack.sql("SELECT count(*) FROM event_log")?.parse()?) };
     let (mut last, mut last_change) = (count()?, Instant::now());
     while last_change.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(100));

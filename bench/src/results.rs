@@ -4,29 +4,34 @@ use std::time::Duration;
 
 use crate::cli::Args;
 use crate::load::Measured;
+pub use crate::maintenance::MaintenanceRun;
 use crate::metrics::{Loaded, QueryResult};
 pub use crate::pubsub::AsyncRun;
 use crate::stats::Spread;
 
-/// One run of a single-event point: pgbench and the service at the same concurrency,
+/// One run of a single-event point: the yardsticks and the service at the same concurrency,
 /// measured back to back.
 #[derive(Debug, Clone)]
 pub struct SingleRun {
     pub clients: usize,
-    pub pgbench: Option<Measured>,
-    /// pgbench into the trigger-free copy of `events` (only when `events` has triggers, and
-    /// only at the target concurrencies, 16 and 64).
-    pub pgbench_bare: Option<Measured>,
+    /// pgbench's single-row insert into the bare table.
+    pub bare: Option<Measured>,
+    /// pgbench running the service's own statement for one event.
+    pub same: Option<Measured>,
+    /// `POST /events`.
     pub service: Option<Measured>,
+    /// The `worker` fed push requests at the same concurrency (at `--worker-clients` only).
+    pub worker: Option<Measured>,
 }
 
-/// One run of a batch point: pgbench's 100-row insert and the service's batches.
+/// One run of a batch point: pgbench's 100-row inserts and the service's batches.
 #[derive(Debug, Clone)]
 pub struct BatchRun {
     pub clients: usize,
-    pub pgbench100: Option<Measured>,
-    /// pgbench's 100-row insert into the trigger-free copy of `events`, when it has triggers.
-    pub pgbench100_bare: Option<Measured>,
+    /// pgbench's 100-row insert into the bare table.
+    pub bare100: Option<Measured>,
+    /// pgbench running the service's own statement for 100 events.
+    pub same100: Option<Measured>,
     /// (events per request, what the service did)
     pub service: Vec<(usize, Option<Measured>)>,
 }
@@ -37,6 +42,15 @@ pub struct CopyRun {
     pub streams: usize,
     pub rows: usize,
     pub events_per_s: f64,
+}
+
+/// A loaded table: how it was loaded, its `/metrics` timings, and single-event ingest into it.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    pub load: Loaded,
+    pub queries: Vec<QueryResult>,
+    /// `POST /events` at `crate::LOADED_INGEST_CLIENTS` clients into the loaded table.
+    pub ingest: Option<Measured>,
 }
 
 /// Start-up time, memory and size of the deployable binaries.
@@ -63,9 +77,7 @@ pub struct Machine {
     pub command: String,
     /// The commit the binaries were built from, and whether the work tree differed from it.
     pub revision: String,
-    /// The migrations applied and the user triggers on `events`.
-    pub migrations: String,
-    pub events_triggers: Option<String>,
+    pub schema: crate::stack::Schema,
     /// Share of all cores busy over 2 s just before the run started anything.
     pub busy_before_pct: f64,
 }
@@ -76,16 +88,40 @@ pub struct Results {
     pub args: Args,
     pub machine: Machine,
     pub single: Vec<SingleRun>,
+    pub maintenance: Vec<MaintenanceRun>,
     pub async_runs: Vec<AsyncRun>,
     pub batch: Vec<BatchRun>,
     pub copy: Vec<CopyRun>,
-    pub metrics_load: Option<Loaded>,
-    pub metrics: Vec<QueryResult>,
+    /// `/metrics` on the table of `--metrics-rows`.
+    pub metrics: Option<LoadedTable>,
+    /// The large point (`--large-rows`), and what decided its size or why it was not measured.
+    pub large: Option<LoadedTable>,
+    pub large_note: Option<String>,
     pub footprint: Footprint,
     /// What failed or could not be measured, in words.
     pub failures: Vec<String>,
     pub elapsed: Duration,
     pub plot: Option<String>,
+}
+
+/// Which side of a single-event run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Bare,
+    Same,
+    Service,
+    Worker,
+}
+
+impl SingleRun {
+    pub fn side(&self, side: Side) -> Option<&Measured> {
+        match side {
+            Side::Bare => self.bare.as_ref(),
+            Side::Same => self.same.as_ref(),
+            Side::Service => self.service.as_ref(),
+            Side::Worker => self.worker.as_ref(),
+        }
+    }
 }
 
 impl Results {
@@ -94,29 +130,21 @@ impl Results {
         self.single.iter().filter(move |r| r.clients == clients)
     }
 
-    /// Spread of `f` over the pgbench side of the single-event runs at `clients`.
-    pub fn single_pg(&self, clients: usize, f: impl Fn(&Measured) -> f64) -> Option<Spread> {
-        Spread::of(self.single_at(clients).filter_map(|r| r.pgbench.as_ref()).map(f))
+    /// Spread of `f` over one side of the single-event runs at `clients`.
+    pub fn single(&self, side: Side, clients: usize, f: impl Fn(&Measured) -> f64) -> Option<Spread> {
+        Spread::of(self.single_at(clients).filter_map(|r| r.side(side)).map(f))
     }
 
-    /// Spread of `f` over the service side of the single-event runs at `clients`.
-    pub fn single_svc(&self, clients: usize, f: impl Fn(&Measured) -> f64) -> Option<Spread> {
-        Spread::of(self.single_at(clients).filter_map(|r| r.service.as_ref()).map(f))
-    }
-
-    /// Spread of `f` over the bare-table pgbench runs at `clients`.
-    pub fn single_bare(&self, clients: usize, f: impl Fn(&Measured) -> f64) -> Option<Spread> {
-        Spread::of(self.single_at(clients).filter_map(|r| r.pgbench_bare.as_ref()).map(f))
-    }
-
-    /// Spread of `f(service, bare-table pgbench)` over the runs at `clients` that measured both.
-    pub fn single_paired_bare(&self, clients: usize, f: impl Fn(&Measured, &Measured) -> f64) -> Option<Spread> {
-        Spread::of(self.single_at(clients).filter_map(|r| Some(f(r.service.as_ref()?, r.pgbench_bare.as_ref()?))))
-    }
-
-    /// Spread of `f(service, pgbench)` over the runs at `clients` that measured both.
-    pub fn single_paired(&self, clients: usize, f: impl Fn(&Measured, &Measured) -> f64) -> Option<Spread> {
-        Spread::of(self.single_at(clients).filter_map(|r| Some(f(r.service.as_ref()?, r.pgbench.as_ref()?))))
+    /// Spread of `f(a, b)` over the runs at `clients` that measured both sides: ratios are
+    /// taken within a run (measured back to back), then the median over runs.
+    pub fn single_paired(
+        &self,
+        a: Side,
+        b: Side,
+        clients: usize,
+        f: impl Fn(&Measured, &Measured) -> f64,
+    ) -> Option<Spread> {
+        Spread::of(self.single_at(clients).filter_map(|r| Some(f(r.side(a)?, r.side(b)?))))
     }
 
     pub fn batch_at(&self, clients: usize) -> impl Iterator<Item = &BatchRun> {
@@ -131,15 +159,54 @@ impl Results {
         })
     }
 
+    /// Batch events/s ÷ the bare table's 100-row insert, per run, at `clients` and `size`.
+    pub fn batch_vs_bare(&self, clients: usize, size: usize) -> Option<Spread> {
+        Spread::of(
+            self.batch_svc(clients, size)
+                .filter_map(|(run, m)| Some(m.events_per_s / run.bare100.as_ref()?.events_per_s)),
+        )
+    }
+
+    /// Every service measurement of the run, with what it was: for the rows-stored check.
+    pub fn service_points(&self) -> Vec<(String, &Measured)> {
+        let mut all = Vec::new();
+        for r in &self.single {
+            if let Some(m) = &r.service {
+                all.push((format!("POST /events, {} clients", r.clients), m));
+            }
+            if let Some(m) = &r.worker {
+                all.push((format!("worker pushes, {} clients", r.clients), m));
+            }
+        }
+        for r in &self.maintenance {
+            all.push((format!("maintenance under load, {} clients", crate::maintenance::CLIENTS), &r.measured));
+        }
+        for r in &self.async_runs {
+            all.push((format!("events (pubsub) → worker, {} clients", r.clients), &r.accepted));
+        }
+        for r in &self.batch {
+            for (size, m) in &r.service {
+                if let Some(m) = m {
+                    all.push((format!("batches of {size}, {} clients", r.clients), m));
+                }
+            }
+        }
+        for table in [&self.metrics, &self.large].into_iter().flatten() {
+            if let Some(m) = &table.ingest {
+                all.push((format!("POST /events into {} rows", crate::stats::rate(table.load.rows as f64)), m));
+            }
+        }
+        all
+    }
+
     /// The "everything else" CPU share of every load point: what processes outside the
     /// benchmark (and the idle services) took while it measured.
     pub fn other_cpu(&self) -> Option<Spread> {
-        let single = self.single.iter().flat_map(|r| [r.pgbench.as_ref(), r.pgbench_bare.as_ref(), r.service.as_ref()]);
-        let batch = self.batch.iter().flat_map(|r| {
-            [r.pgbench100.as_ref(), r.pgbench100_bare.as_ref()]
-                .into_iter()
-                .chain(r.service.iter().map(|(_, m)| m.as_ref()))
-        });
+        let single = self.single.iter().flat_map(|r| [&r.bare, &r.same, &r.service, &r.worker]);
+        let batch = self
+            .batch
+            .iter()
+            .flat_map(|r| [&r.bare100, &r.same100].into_iter().chain(r.service.iter().map(|(_, m)| m)));
         Spread::of(single.chain(batch).flatten().map(|m| m.cpu.other))
     }
 
