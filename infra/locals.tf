@@ -41,9 +41,10 @@ locals {
   cloudsql_ca_path = "${local.cloudsql_ca_dir}/${local.cloudsql_ca_file}"
 
   # Every pool at its maximum, plus the single connection of each job (migrate, maintain), plus
+  # the warehouse export's Datastream connections (warehouse.tf; 0 while it is off), plus
   # headroom. Enforced by a precondition on the SQL instance so an over-committed plan never
   # applies.
-  connection_budget = sum(concat([0], [for f in local.http_functions : local.service_settings[f].max_instances * local.service_settings[f].pool_size])) + 2 + var.db_connection_headroom
+  connection_budget = sum(concat([0], [for f in local.http_functions : local.service_settings[f].max_instances * local.service_settings[f].pool_size])) + 2 + local.warehouse_connections + var.db_connection_headroom
 
   artifact_registry_url = "${var.region}-docker.pkg.dev/${var.project_id}/${var.artifact_repository_id}"
 

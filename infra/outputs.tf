@@ -112,3 +112,23 @@ output "trace_explorer_url" {
   description = "Cloud Trace's Trace Explorer for the project, where the functions' spans appear (when tracing_enabled)."
   value       = "https://console.cloud.google.com/traces/explorer?project=${var.project_id}"
 }
+
+output "warehouse_dataset" {
+  description = "BigQuery dataset of the warehouse export (project:dataset), or null while it is off (docs/warehouse.md)."
+  value       = one(google_bigquery_dataset.warehouse[*].id) == null ? null : "${var.project_id}:${google_bigquery_dataset.warehouse[0].dataset_id}"
+}
+
+output "warehouse_table" {
+  description = "The append-only table Datastream writes (every change of event_log), or null while the export is off. Query warehouse_view instead."
+  value       = one(google_bigquery_table.events[*].id) == null ? null : "${var.project_id}.${google_bigquery_table.events[0].dataset_id}.${google_bigquery_table.events[0].table_id}"
+}
+
+output "warehouse_view" {
+  description = "The view to query: every stored event once (project.dataset.events), or null while the export is off."
+  value       = one(google_bigquery_table.events_view[*].id) == null ? null : "${var.project_id}.${google_bigquery_table.events_view[0].dataset_id}.${google_bigquery_table.events_view[0].table_id}"
+}
+
+output "warehouse_stream" {
+  description = "Datastream stream of the warehouse export (gcloud datastream streams describe NAME --location=REGION), or null while it is off."
+  value       = one(google_datastream_stream.events[*].stream_id)
+}

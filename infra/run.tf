@@ -54,13 +54,14 @@ locals {
   }, local.tracing_env, var.tracing_enabled ? { OTEL_SERVICE_NAME = "${var.service_prefix}migrate" } : {})
 
   # Env of the maintain job (`migrate maintain`): the same retention as the functions, and how
-  # far ahead partitions are kept.
+  # far ahead partitions are kept; with the warehouse export on, whom to grant and which slot to
+  # create (EXPORT_REPLICATION_USER/SLOT, warehouse.tf).
   maintain_env = merge({
     RUST_LOG             = var.rust_log
     LOG_FORMAT           = "json"
     GOOGLE_CLOUD_PROJECT = var.project_id
     PARTITION_AHEAD_DAYS = tostring(var.partition_ahead_days)
-  }, local.retention_env, local.tracing_env, var.tracing_enabled ? { OTEL_SERVICE_NAME = "${var.service_prefix}maintain" } : {})
+  }, local.retention_env, local.tracing_env, var.tracing_enabled ? { OTEL_SERVICE_NAME = "${var.service_prefix}maintain" } : {}, local.warehouse_maintain_env)
 
   # Env only some functions read; a function not named here gets common_env alone.
   function_env = {

@@ -115,12 +115,25 @@ resource "google_sql_database_instance" "main" {
       name  = "cloudsql.enable_pgaudit"
       value = "on"
     }
+    # Logical decoding (wal_level = logical) for the warehouse export's Datastream stream
+    # (warehouse.tf). Turning it on or off restarts the instance. Datastream: "Choose the
+    # cloudsql.logical_decoding flag [...] Set the flag value to on. [...] You'll need to restart
+    # your instance" (https://cloud.google.com/datastream/docs/configure-cloudsql-psql). It
+    # stays on while a slot may exist (warehouse_keep_logical_decoding): PostgreSQL will not
+    # start with a logical slot and wal_level below logical.
+    dynamic "database_flags" {
+      for_each = local.warehouse_logical_decoding ? ["on"] : []
+      content {
+        name  = "cloudsql.logical_decoding"
+        value = database_flags.value
+      }
+    }
   }
 
   lifecycle {
     precondition {
       condition     = local.connection_budget <= var.db_max_connections
-      error_message = "Connection budget exceeded: sum over services of max_instances x pool_size, + 2 for the migrate and maintain jobs, + db_connection_headroom = ${local.connection_budget}, but db_max_connections = ${var.db_max_connections}. Lower max_instances or pool_size, or raise db_max_connections (and the tier)."
+      error_message = "Connection budget exceeded: sum over services of max_instances x pool_size, + 2 for the migrate and maintain jobs, + ${local.warehouse_connections} for the warehouse export (Datastream), + db_connection_headroom = ${local.connection_budget}, but db_max_connections = ${var.db_max_connections}. Lower max_instances or pool_size, or raise db_max_connections (and the tier)."
     }
   }
 

@@ -645,3 +645,163 @@ variable "alert_backlog_age_seconds" {
     error_message = "alert_backlog_age_seconds must be greater than 0."
   }
 }
+
+# ---- warehouse export (warehouse.tf, docs/warehouse.md) ------------------------------------
+
+variable "warehouse_export_enabled" {
+  description = "Copy every stored event to BigQuery with Datastream (CDC from the event_export publication). Off by default for two reasons: it sets cloudsql.logical_decoding, a flag whose first change restarts the Cloud SQL instance (plan a quiet moment), and it costs money (Datastream per GiB processed, the proxy VM, BigQuery storage). README.md, \"Warehouse export\", gives the order of operations for switching it on and off."
+  type        = bool
+  default     = false
+}
+
+variable "warehouse_keep_logical_decoding" {
+  description = "Keeps cloudsql.logical_decoding on while warehouse_export_enabled is false: the first step of switching the export off, until the replication slot is dropped. PostgreSQL refuses to start with a logical slot and wal_level below logical, so never turn the flag off before SELECT pg_drop_replication_slot(...) (README.md, \"Warehouse export\")."
+  type        = bool
+  default     = false
+}
+
+variable "warehouse_keep_dataset" {
+  description = "Keeps the BigQuery dataset, table and view (and their data) while warehouse_export_enabled is false. Without it, switching the export off plans to delete the table, which its deletion protection refuses."
+  type        = bool
+  default     = false
+}
+
+variable "warehouse_stream_state" {
+  description = "Desired state of the Datastream stream: RUNNING, PAUSED, or NOT_STARTED (create it without starting; use this on the first apply, before the maintain job has created the replication slot)."
+  type        = string
+  default     = "RUNNING"
+
+  validation {
+    condition     = contains(["RUNNING", "PAUSED", "NOT_STARTED"], var.warehouse_stream_state)
+    error_message = "warehouse_stream_state must be RUNNING, PAUSED or NOT_STARTED."
+  }
+}
+
+variable "warehouse_dataset_id" {
+  description = "BigQuery dataset the stream writes to (single target dataset) and the events view lives in."
+  type        = string
+  default     = "event_warehouse"
+
+  validation {
+    # BigQuery dataset ids: letters, digits and underscores, at most 1024 characters.
+    condition     = can(regex("^[A-Za-z0-9_]{1,1024}$", var.warehouse_dataset_id))
+    error_message = "warehouse_dataset_id must be 1-1024 letters, digits or underscores."
+  }
+}
+
+variable "warehouse_location" {
+  description = "BigQuery location of the warehouse dataset. null: region (Google recommends the stream's region for the dataset)."
+  type        = string
+  default     = null
+  nullable    = true
+}
+
+variable "warehouse_retention_days" {
+  description = "Days an event's day partition is kept in BigQuery (partition expiration on occurred_at), independent of retention_days in Cloud SQL: dropping a Cloud SQL partition is no delete, so BigQuery keeps its copy until this expires. null keeps everything."
+  type        = number
+  default     = 730
+  nullable    = true
+
+  validation {
+    condition     = var.warehouse_retention_days == null ? true : (var.warehouse_retention_days >= 1 && var.warehouse_retention_days <= 36500 && floor(var.warehouse_retention_days) == var.warehouse_retention_days)
+    error_message = "warehouse_retention_days must be null (keep everything) or a whole number of days between 1 and 36500."
+  }
+}
+
+variable "warehouse_replication_slot" {
+  description = "Logical replication slot (pgoutput) the stream reads: EXPORT_REPLICATION_SLOT of the maintain job, which creates it."
+  type        = string
+  default     = "event_export"
+
+  validation {
+    # What the maintain job accepts (shared/settings): 1-63 lowercase letters, digits or '_'.
+    condition     = can(regex("^[a-z0-9_]{1,63}$", var.warehouse_replication_slot))
+    error_message = "warehouse_replication_slot must be 1-63 lowercase letters, digits or underscores."
+  }
+}
+
+variable "warehouse_db_user" {
+  description = "Built-in PostgreSQL user Datastream logs in as (EXPORT_REPLICATION_USER of the maintain job, which grants it event_export_reader and REPLICATION)."
+  type        = string
+  default     = "datastream"
+
+  validation {
+    # What the maintain job accepts (shared/settings). That it differs from db_user is a
+    # precondition on the user (warehouse.tf): a validation may only refer to its own variable
+    # before Terraform 1.9.
+    condition     = can(regex("^[a-z0-9_]{1,63}$", var.warehouse_db_user))
+    error_message = "warehouse_db_user must be 1-63 lowercase letters, digits or underscores."
+  }
+}
+
+variable "warehouse_data_freshness" {
+  description = "data_freshness of the stream's BigQuery destination (a duration such as \"900s\"). Datastream applies it as max_staleness to tables it creates; the events table here is created by Terraform and written in append-only mode, so it has no effect on it (docs/warehouse.md)."
+  type        = string
+  default     = "900s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.warehouse_data_freshness))
+    error_message = "warehouse_data_freshness must be a number of seconds, e.g. \"900s\"."
+  }
+}
+
+variable "warehouse_backfill_tasks" {
+  description = "max_concurrent_backfill_tasks of the stream: database connections the backfill opens at most (each counts against db_max_connections, see the connection budget)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.warehouse_backfill_tasks >= 1 && var.warehouse_backfill_tasks <= 50 && floor(var.warehouse_backfill_tasks) == var.warehouse_backfill_tasks
+    error_message = "warehouse_backfill_tasks must be a whole number between 1 and 50."
+  }
+}
+
+variable "warehouse_datastream_cidr" {
+  description = "The /29 Datastream's private connection peers into the VPC with. It must overlap no subnet, the private services range (Cloud SQL) or any route."
+  type        = string
+  default     = "10.8.1.0/29"
+
+  validation {
+    condition     = can(cidrhost(var.warehouse_datastream_cidr, 0)) && endswith(var.warehouse_datastream_cidr, "/29")
+    error_message = "warehouse_datastream_cidr must be an IPv4 /29, e.g. 10.8.1.0/29."
+  }
+}
+
+variable "warehouse_proxy_subnet_cidr" {
+  description = "Subnet of the NAT VM that forwards Datastream's connections to the Cloud SQL private IP."
+  type        = string
+  default     = "10.8.2.0/28"
+
+  validation {
+    condition     = can(cidrhost(var.warehouse_proxy_subnet_cidr, 0)) && try(tonumber(split("/", var.warehouse_proxy_subnet_cidr)[1]) <= 29, false)
+    error_message = "warehouse_proxy_subnet_cidr must be an IPv4 CIDR block no smaller than a /29, e.g. 10.8.2.0/28."
+  }
+}
+
+variable "warehouse_proxy_machine_type" {
+  description = "Machine type of the NAT VM. Its egress bandwidth caps the stream's throughput (Compute Engine per-instance limits); e2-small carries far more than 10k events/s of about 400 bytes."
+  type        = string
+  default     = "e2-small"
+}
+
+variable "alert_warehouse_freshness_seconds" {
+  description = "Alert when the stream's data freshness (Datastream's lag behind the source) stays above this many seconds for 10 minutes."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alert_warehouse_freshness_seconds > 0
+    error_message = "alert_warehouse_freshness_seconds must be greater than 0."
+  }
+}
+
+variable "alert_warehouse_slot_xid_age" {
+  description = "Alert when the oldest transaction a replication slot holds back is older than this many transactions (Cloud SQL's oldest_transaction_age for replication_slot): a slot that nobody reads, which also keeps its WAL."
+  type        = number
+  default     = 20000000
+
+  validation {
+    condition     = var.alert_warehouse_slot_xid_age > 0 && var.alert_warehouse_slot_xid_age < 2000000000
+    error_message = "alert_warehouse_slot_xid_age must be between 1 and 2,000,000,000 transactions."
+  }
+}
