@@ -97,7 +97,7 @@ async fn maintain_forever(pool: data::Pool, plan: data::MaintenancePlan, every: 
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
-        match data::maintain(&pool, chrono::Utc::now(), plan).await {
+        match data::maintain(&pool, chrono::Utc::now(), &plan).await {
             Ok(report) => report.log(),
             Err(err) => {
                 tracing::warn!(error = %platform::error::Chain(&err), "maintenance failed; trying again at the next interval")

@@ -58,7 +58,7 @@ async fn maintain(repeat: bool) -> Result<(), StartupError> {
     let plan = data::MaintenancePlan::from(&process.config);
     let mut shutdown = std::pin::pin!(platform::shutdown_signal());
     loop {
-        data::maintain(&pool, chrono::Utc::now(), plan)
+        data::maintain(&pool, chrono::Utc::now(), &plan)
             .await
             .map_err(|e| StartupError::dependency("maintenance failed", e))?
             .log();

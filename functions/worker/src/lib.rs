@@ -13,7 +13,7 @@
 use base64::Engine;
 use data::{BatchingWriter, InsertOutcome};
 use domain::json::Document;
-use domain::{EventMessage, IngestRules};
+use domain::{EventMessage, FieldError, IngestRules};
 use platform::json_body::json_body;
 use platform::{ApiError, AppState, Clock, with};
 use serde::Deserialize;
@@ -62,7 +62,7 @@ async fn persist(
     (writer, rules, clock): (BatchingWriter, IngestRules, Clock),
 ) -> Result<Response, ApiError> {
     if let Some(path) = body.duplicates.first() {
-        return Err(ApiError::invalid(path.to_string(), "is given more than once"));
+        return Err(ApiError::Validation(vec![FieldError::duplicate(path)]));
     }
     let push: PushRequest = serde_json::from_value(body.value)
         .map_err(|e| ApiError::invalid("body", format!("not a push request: {e}")))?;

@@ -26,8 +26,29 @@ impl FieldError {
         }
     }
 
-    /// A member given more than once at `path` (I-JSON): ambiguous, so refused.
+    /// A member given more than once at `path` (I-JSON): ambiguous, so refused. A top-level
+    /// member whose name is empty is reported on `body`, so the error names something.
     pub fn duplicate(path: &crate::json::Path) -> Self {
-        Self::new(path.to_string(), "is given more than once; duplicate member names are ambiguous")
+        match path.to_string() {
+            field if field.is_empty() => Self::new(
+                "body",
+                "has a member with an empty name given more than once; duplicate member names are ambiguous",
+            ),
+            field => Self::new(field, "is given more than once; duplicate member names are ambiguous"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::{Path, Step};
+
+    #[test]
+    fn a_duplicate_always_names_a_field() {
+        assert_eq!(FieldError::duplicate(&Path(vec![Step::Member("plan".into())])).field, "plan");
+        assert_eq!(FieldError::duplicate(&Path(vec![Step::Member(String::new())])).field, "body");
+        let nested = Path(vec![Step::Member("properties".into()), Step::Member(String::new())]);
+        assert_eq!(FieldError::duplicate(&nested).field, "properties.");
     }
 }

@@ -81,7 +81,8 @@ impl TraceContext {
     fn from_cloud_trace(value: &str) -> Option<Self> {
         let (ids, options) = value.trim().split_once(';').map_or((value.trim(), ""), |(i, o)| (i, o));
         let (trace_id, span_id) = ids.split_once('/').map_or((ids, None), |(t, s)| (t, Some(s)));
-        if !is_hex(trace_id, 32) {
+        // All zeros is no trace id (W3C says so of traceparent's; found by fuzzing here).
+        if !is_hex(trace_id, 32) || trace_id.bytes().all(|b| b == b'0') {
             return None;
         }
         let span_id = match span_id {
@@ -340,6 +341,7 @@ mod tests {
             ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e473\"-00f067aa0ba902b7-01"),
             ("x-cloud-trace-context", "not-a-trace/1;o=1"),
             ("x-cloud-trace-context", "105445aa7843bc8bf206b12000100000/abc"),
+            ("x-cloud-trace-context", "00000000000000000000000000000000/1;o=1"),
         ] {
             assert_eq!(TraceContext::from_headers(&headers(&[(name, value)])), None, "{value}");
         }
