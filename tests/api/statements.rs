@@ -51,3 +51,38 @@ async fn insert_and_counts_reuse_one_prepared_statement_each() {
     assert_eq!(uses("COALESCE(sum(n), 0)"), vec![7], "one window count statement, run 7 times");
     assert_eq!(uses("GROUP BY b ORDER BY b"), vec![7], "one bucket count statement, run 7 times");
 }
+
+/// How many generic and custom plans the insert statement got on `pool`'s one connection
+/// after 7 single-event inserts.
+async fn insert_plans(pool: &data::Pool) -> (i64, i64) {
+    let at: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().expect("valid");
+    for i in 0..7 {
+        let event = new_event("acme", &format!("e-{i}"), "tick", at + TimeDelta::minutes(i), None);
+        data::insert_idempotent(pool, &[event]).await.expect("insert");
+    }
+    let mut conn = pool.get().await.expect("connection");
+    let prepared: Vec<Prepared> = diesel::sql_query(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+         WHERE statement LIKE '%INSERT INTO event_identities%' AND statement NOT LIKE '%pg_prepared_statements%'",
+    )
+    .load(&mut *conn)
+    .await
+    .expect("list prepared statements");
+    assert_eq!(prepared.len(), 1, "one insert statement");
+    (prepared[0].generic_plans, prepared[0].custom_plans)
+}
+
+#[tokio::test]
+async fn ingest_pools_plan_the_insert_once() {
+    let config = PoolConfig { max_size: 1, ..PoolConfig::default() };
+    // PostgreSQL's default plans a one-event insert anew on every execution: what the ingest
+    // processes' pools avoid.
+    let db = TestDatabase::create().await;
+    let auto = data::connect_pool(&db.url, &config).expect("url");
+    let (_, custom) = insert_plans(&auto).await;
+    assert_eq!(custom, 7, "with plan_cache_mode = auto every single-event insert is planned anew");
+
+    let db = TestDatabase::create().await;
+    let generic = data::connect_pool_planning(&db.url, &config, data::Plans::Generic).expect("url");
+    assert_eq!(insert_plans(&generic).await, (7, 0), "one generic plan, reused by every insert");
+}

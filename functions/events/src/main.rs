@@ -6,8 +6,8 @@ use platform::{KeyPolicy, Process, StartupError};
 async fn main() -> ExitCode {
     platform::startup::run(async {
         let process = Process::from_env()?;
-        let pool =
-            data::connect_pool(process.database_url()?, &process.config.pool).map_err(StartupError::database_url)?;
+        let pool = data::connect_pool_planning(process.database_url()?, &process.config.pool, data::Plans::Generic)
+            .map_err(StartupError::database_url)?;
         let state = process.app_state(KeyPolicy::Required).await?;
         let writer = data::BatchingWriter::from_config(&pool, &process.config);
         let sink = events::Sink::start(&process.config, &pool, &writer)?;

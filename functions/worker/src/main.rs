@@ -6,8 +6,8 @@ use platform::{KeyPolicy, Process, StartupError};
 async fn main() -> ExitCode {
     platform::startup::run(async {
         let process = Process::from_env()?;
-        let pool =
-            data::connect_pool(process.database_url()?, &process.config.pool).map_err(StartupError::database_url)?;
+        let pool = data::connect_pool_planning(process.database_url()?, &process.config.pool, data::Plans::Generic)
+            .map_err(StartupError::database_url)?;
         // Reached only by Pub/Sub push (Cloud Run checks the OIDC token), never by tenants.
         let state = process.app_state(KeyPolicy::NoTenants).await?;
         let listener = process.listen().await?;

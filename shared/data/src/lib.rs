@@ -19,5 +19,5 @@ pub use error::DataError;
 pub use insert::{Event, InsertOutcome, find_event, insert_idempotent};
 pub use maintenance::{MaintenancePlan, MaintenanceReport, maintain, partition_name};
 pub use migrations::run_migrations;
-pub use pool::{Pool, PoolConfig, connect_pool, ping};
+pub use pool::{Plans, Pool, PoolConfig, connect_pool, connect_pool_planning, ping};
 pub use writer::{BatchingWriter, MAX_GROUP_COMMIT};
