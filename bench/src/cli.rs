@@ -51,6 +51,10 @@ struct Flags {
     /// 16,64
     #[arg(long, value_name = "LIST", value_parser = counts_or_none)]
     worker_clients: Option<Counts>,
+    /// concurrencies of the tracing point (single events with traces exported at ratios 0.01
+    /// and 1.0, against tracing off); empty to skip; default 16
+    #[arg(long, value_name = "LIST", value_parser = counts_or_none)]
+    tracing_clients: Option<Counts>,
     /// DB_POOL_SIZE of the services; default 32
     #[arg(long, value_name = "N", value_parser = count_u32)]
     pool_size: Option<u32>,
@@ -103,6 +107,7 @@ pub struct Args {
     pub batch_sizes: Vec<usize>,
     pub async_clients: Vec<usize>,
     pub worker_clients: Vec<usize>,
+    pub tracing_clients: Vec<usize>,
     pub pool_size: u32,
     pub copy_rows: usize,
     pub metrics_rows: u64,
@@ -143,6 +148,7 @@ impl Args {
             batch_sizes: vec![100, 1000],
             async_clients: vec![16],
             worker_clients: vec![16, 64],
+            tracing_clients: vec![16],
             pool_size: 32,
             copy_rows: 400_000,
             metrics_rows: 10_000_000,
@@ -187,6 +193,7 @@ impl From<Flags> for Args {
             batch_sizes: flags.batch_sizes.map_or(base.batch_sizes, |c| c.0),
             async_clients: flags.async_clients.map_or(base.async_clients, |c| c.0),
             worker_clients: flags.worker_clients.map_or(base.worker_clients, |c| c.0),
+            tracing_clients: flags.tracing_clients.map_or(base.tracing_clients, |c| c.0),
             pool_size: flags.pool_size.unwrap_or(base.pool_size),
             copy_rows: flags.copy_rows.unwrap_or(base.copy_rows),
             metrics_rows: flags.metrics_rows.unwrap_or(base.metrics_rows),

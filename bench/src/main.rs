@@ -28,6 +28,7 @@ mod report;
 mod results;
 mod stack;
 mod stats;
+mod traces;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -92,6 +93,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         args: args.clone(),
         machine,
         single: Vec::new(),
+        tracing: Vec::new(),
         maintenance: Vec::new(),
         async_runs: Vec::new(),
         batch: Vec::new(),
@@ -124,6 +126,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     single_points(&stack, args, &mut results);
     std::thread::sleep(Duration::from_secs(1));
     results.footprint.events_rss_after_load_kib = probe::rss_kib(stack.events.pid());
+    tracing_points(&stack, args, &mut results);
     maintenance_points(&stack, args, &mut results);
     async_points(&stack, args, &mut results);
     batch_points(&stack, args, &mut results);
@@ -296,6 +299,57 @@ fn single_points(stack: &Stack, args: &Args, results: &mut Results) {
                 keep(pushed, &what("worker POST /pubsub/push"), failures)
             });
             results.single.push(SingleRun { clients, bare, same, service, worker: worker.flatten() });
+        }
+    }
+}
+
+/// Single-event ingest with tracing off (the stack's `events`), then with traces exported at
+/// each ratio (`traces::RATIOS`), back to back per run. A traced point whose spans never reached
+/// the collector is a failure, not a result.
+fn tracing_points(stack: &Stack, args: &Args, results: &mut Results) {
+    if args.tracing_clients.is_empty() {
+        return;
+    }
+    let traced = match traces::TracedStack::start(stack) {
+        Ok(traced) => traced,
+        Err(err) => return results.failures.push(format!("tracing: {err:#}")),
+    };
+    for run in 1..=args.runs {
+        for &clients in &args.tracing_clients {
+            eprintln!("bench: tracing, run {run}/{}, {clients} clients", args.runs);
+            let failures = &mut results.failures;
+            let off = service_point(
+                stack,
+                args,
+                &stack.events,
+                clients,
+                Workload::Single,
+                format!("t{clients}r{run}off"),
+                true,
+            );
+            log_point("service POST /events, tracing off", &off);
+            let off = keep(off, &format!("tracing off, {clients} clients, run {run}"), failures);
+            let mut points = Vec::new();
+            for (i, (ratio, service)) in traced.services.iter().enumerate() {
+                let before = traced.collector.received();
+                let tag = format!("t{clients}r{run}s{i}");
+                let point = service_point(stack, args, service, clients, Workload::Single, tag, true);
+                // The last batch of spans leaves within the exporter's 1 s schedule.
+                std::thread::sleep(Duration::from_millis(1500));
+                let received = traced.collector.received() - before;
+                log_point(&format!("service POST /events, traces exported, ratio {ratio}"), &point);
+                eprintln!(
+                    "bench:   the collector received {} export requests, {} bytes",
+                    received.requests, received.bytes
+                );
+                let what = format!("tracing at ratio {ratio}, {clients} clients, run {run}");
+                let point = keep(point, &what, failures);
+                if point.is_some() && received.requests == 0 {
+                    failures.push(format!("{what}: no span reached the collector"));
+                }
+                points.push((*ratio, point, received));
+            }
+            results.tracing.push(traces::TracingRun { clients, off, traced: points });
         }
     }
 }

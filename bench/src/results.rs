@@ -88,6 +88,7 @@ pub struct Results {
     pub args: Args,
     pub machine: Machine,
     pub single: Vec<SingleRun>,
+    pub tracing: Vec<crate::traces::TracingRun>,
     pub maintenance: Vec<MaintenanceRun>,
     pub async_runs: Vec<AsyncRun>,
     pub batch: Vec<BatchRun>,
@@ -159,6 +160,14 @@ impl Results {
         })
     }
 
+    /// Traced ÷ untraced events/s at `ratio` and `clients`, per run.
+    pub fn tracing_ratio(&self, clients: usize, ratio: f64) -> Option<Spread> {
+        Spread::of(self.tracing.iter().filter(|r| r.clients == clients).filter_map(|r| {
+            let traced = r.traced.iter().find(|(x, _, _)| *x == ratio)?.1.as_ref()?;
+            Some(traced.events_per_s / r.off.as_ref()?.events_per_s)
+        }))
+    }
+
     /// Batch events/s ÷ the bare table's 100-row insert, per run, at `clients` and `size`.
     pub fn batch_vs_bare(&self, clients: usize, size: usize) -> Option<Spread> {
         Spread::of(
@@ -176,6 +185,13 @@ impl Results {
             }
             if let Some(m) = &r.worker {
                 all.push((format!("worker pushes, {} clients", r.clients), m));
+            }
+        }
+        for r in &self.tracing {
+            for (ratio, m, _) in &r.traced {
+                if let Some(m) = m {
+                    all.push((format!("POST /events with traces exported at ratio {ratio}, {} clients", r.clients), m));
+                }
             }
         }
         for r in &self.maintenance {
