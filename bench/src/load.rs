@@ -48,6 +48,10 @@ pub struct Measured {
     /// Rows found stored after the point (service points only), to compare with
     /// `acknowledged`.
     pub stored: Option<u64>,
+    /// Bytes of WAL PostgreSQL wrote over the whole point, warm-up included (service points
+    /// only): with `acknowledged`, the WAL per event that backups, replicas and the warehouse
+    /// export's change stream carry.
+    pub wal_bytes: Option<u64>,
 }
 
 impl Measured {
@@ -180,6 +184,7 @@ pub fn run_timed(spec: &LoadSpec, at_start: impl FnOnce(Instant)) -> anyhow::Res
         service_rss_max_kib: observation.service_rss_max_kib,
         acknowledged,
         stored: None,
+        wal_bytes: None,
     };
     Ok((measured, timeline))
 }

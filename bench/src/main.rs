@@ -235,8 +235,15 @@ fn service_point(
         timestamp: now_micros(),
         timeline: false,
     };
+    let wal_before = stack.sql("SELECT pg_current_wal_lsn()")?;
     let mut measured = load::run(&spec)?;
     measured.stored = Some(stack.stored_at(spec.timestamp)?);
+    measured.wal_bytes = Some(
+        stack
+            .sql(&format!("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal_before}')::bigint"))?
+            .parse()
+            .context("a WAL byte count from psql")?,
+    );
     Ok(measured)
 }
 

@@ -192,6 +192,7 @@ pub fn run(
         service_rss_max_kib: None,
         acknowledged: 0,
         stored: None,
+        wal_bytes: None,
     })
 }
 

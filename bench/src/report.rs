@@ -477,7 +477,11 @@ fn single(out: &mut String, r: &Results) {
     if let Some(plot) = &r.plot {
         w!(out, "![events/s and p99 latency vs clients, service and worker vs pgbench]({plot})\n");
     }
-    w!(out, "CPU while each point ran, as a share of the whole machine ({} cores = 100%), medians:\n", r.machine.cores);
+    w!(
+        out,
+        "CPU while each point ran, as a share of the whole machine ({} cores = 100%), medians; and the WAL PostgreSQL wrote from the start of the point's warm-up to its end (`pg_current_wal_lsn()`), per event acknowledged (the points start on emptied tables, so their index pages are written whole once after the checkpoint, as in production after each one):\n",
+        r.machine.cores
+    );
     cpu_header(out);
     for &c in &r.args.clients {
         let side = |side: Side| -> Vec<&Measured> { r.single_at(c).filter_map(|x| x.side(side)).collect() };
@@ -697,9 +701,9 @@ fn asynchronous(out: &mut String, r: &Results) {
 fn cpu_header(out: &mut String) {
     w!(
         out,
-        "| point | service | PostgreSQL | load generator | everything else | busy | service CPU µs per event | PostgreSQL CPU µs per event |"
+        "| point | service | PostgreSQL | load generator | everything else | busy | service CPU µs per event | PostgreSQL CPU µs per event | WAL bytes per event |"
     );
-    w!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
+    w!(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 }
 
 fn cpu_row(out: &mut String, label: &str, runs: &[&Measured], generator: &str, cores: usize) {
@@ -713,14 +717,20 @@ fn cpu_row(out: &mut String, label: &str, runs: &[&Measured], generator: &str, c
     let per_event = move |share: f64, m: &Measured| share / 100.0 * cores as f64 / m.events_per_s * 1e6;
     w!(
         out,
-        "| {label} | {} | {} | {} ({generator}) | {} | {} | {} | {} |",
+        "| {label} | {} | {} | {} ({generator}) | {} | {} | {} | {} | {} |",
         med(&|m| m.cpu.service, pct),
         med(&|m| m.cpu.postgres, pct),
         med(&|m| m.cpu.generator, pct),
         med(&|m| m.cpu.other, pct),
         med(&|m| m.cpu.service + m.cpu.postgres + m.cpu.generator + m.cpu.other, pct),
         if generator == "pgbench" { "–".to_owned() } else { med(&|m| per_event(m.cpu.service, m), us) },
-        med(&|m| per_event(m.cpu.postgres, m), us)
+        med(&|m| per_event(m.cpu.postgres, m), us),
+        // Runs without a WAL figure (pgbench, the pubsub points) count as none measured.
+        if runs.iter().all(|m| m.wal_bytes.is_some() && m.acknowledged > 0) {
+            med(&|m| m.wal_bytes.unwrap_or(0) as f64 / m.acknowledged as f64, us)
+        } else {
+            "–".to_owned()
+        }
     );
 }
 
