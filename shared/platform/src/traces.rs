@@ -10,8 +10,10 @@
 //!   is slow or down, spans are dropped, and no request waits for it. On Google's endpoint
 //!   (`*.googleapis.com`, Cloud Trace) each batch carries an access token from Application
 //!   Default Credentials.
-//! - Only this service's own spans are exported (not those of the libraries it uses); a span
-//!   records no request body or header, so no key can reach a span.
+//! - Only this service's own spans are exported (not those of the libraries it uses), and not
+//!   its log lines: those carry the trace and span ids already, so Cloud Logging shows them with
+//!   the trace, and copying each into its span as a span event more than doubled what a
+//!   request exported. A span records no request body or header, so no key can reach a span.
 
 use std::sync::OnceLock;
 
@@ -23,7 +25,7 @@ use settings::{TraceSampler, Tracing};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::telemetry::TraceContext;
@@ -72,7 +74,7 @@ where
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
-            .with_filter(own),
+            .with_filter(own.and(filter_fn(|metadata| metadata.is_span()))),
     )
 }
 
