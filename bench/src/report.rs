@@ -564,10 +564,10 @@ fn tracing(out: &mut String, r: &Results) {
         let off = |f: fn(&Measured) -> f64| Spread::of(runs.iter().filter_map(|t| t.off.as_ref()).map(f));
         let mut row = format!("| {c} | {} | {} |", show(off(|m| m.events_per_s), rate), show(off(|m| m.p99_ms), ms));
         for sampling in crate::traces::RATIOS {
-            let points: Vec<_> = runs.iter().filter_map(|t| t.traced.iter().find(|(x, _, _)| *x == sampling)).collect();
-            let on = |f: fn(&Measured) -> f64| Spread::of(points.iter().filter_map(|(_, m, _)| m.as_ref()).map(f));
-            let exported = Spread::of(points.iter().map(|(_, _, got)| got.bytes as f64));
-            let requests: u64 = points.iter().map(|(_, _, got)| got.requests).sum();
+            let points: Vec<_> = runs.iter().filter_map(|t| t.at(sampling)).collect();
+            let on = |f: fn(&Measured) -> f64| Spread::of(points.iter().filter_map(|(m, _)| *m).map(f));
+            let exported = Spread::of(points.iter().map(|(_, got)| got.bytes as f64));
+            let requests: u64 = points.iter().map(|(_, got)| got.requests).sum();
             row.push_str(&format!(
                 " {} | {} | {} export requests in all, {} bytes per point | {} |",
                 show(on(|m| m.events_per_s), rate),

@@ -163,7 +163,7 @@ impl Results {
     /// Traced ÷ untraced events/s at `ratio` and `clients`, per run.
     pub fn tracing_ratio(&self, clients: usize, ratio: f64) -> Option<Spread> {
         Spread::of(self.tracing.iter().filter(|r| r.clients == clients).filter_map(|r| {
-            let traced = r.traced.iter().find(|(x, _, _)| *x == ratio)?.1.as_ref()?;
+            let traced = r.at(ratio)?.0?;
             Some(traced.events_per_s / r.off.as_ref()?.events_per_s)
         }))
     }

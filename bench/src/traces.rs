@@ -109,6 +109,13 @@ pub struct TracingRun {
     pub traced: Vec<(f64, Option<Measured>, Received)>,
 }
 
+impl TracingRun {
+    /// The point at `ratio` and what the collector received during it.
+    pub fn at(&self, ratio: f64) -> Option<(Option<&Measured>, Received)> {
+        self.traced.iter().find(|(x, _, _)| *x == ratio).map(|(_, m, got)| (m.as_ref(), *got))
+    }
+}
+
 /// The traced `events` processes, one per ratio, with the collector they export to.
 #[derive(Debug)]
 pub struct TracedStack {
