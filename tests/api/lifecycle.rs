@@ -240,3 +240,63 @@ async fn retention_drops_whole_days_while_ingest_and_counts_go_on() {
     let replay = json!({"event_name": "signup", "timestamp": rfc3339(yesterday)});
     assert_eq!(later.post_event(Some(ACME_KEY), Some("old-0"), &replay).await.0, 400);
 }
+
+/// Dropping a day needs the log's exclusive lock for a moment, attaching one the default
+/// partition's. While a long transaction reads the log, maintenance gives up on both after
+/// short waits (inserts go on meanwhile) and says so; the next run does them. A day left
+/// detached by a run that stopped before dropping it is dropped by the next run, with its
+/// identities.
+#[tokio::test]
+async fn a_busy_log_defers_the_drop_and_a_half_done_drop_is_finished() {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+
+    let db = TestDatabase::create_past_cutover().await;
+    let url = db.url.clone();
+    let today = Utc::now();
+    let yesterday = today - TimeDelta::days(1);
+    let app = TestApp::spawn_on(db, &[], platform::Clock::system()).await;
+    for (i, at) in [yesterday, yesterday, today].iter().enumerate() {
+        let body = json!({"event_name": "signup", "timestamp": rfc3339(*at)});
+        assert_eq!(app.post_event(Some(ACME_KEY), Some(&format!("old-{i}")), &body).await.0, 201);
+    }
+    maintain_ahead(&app, today, Some(2), 5).await;
+    let expired = data::partition_name(yesterday.date_naive());
+    let later = today + TimeDelta::days(3);
+    // Three days ahead of `later`: one day more than exists.
+    let ahead = data::partition_name((later + TimeDelta::days(3)).date_naive());
+
+    // A reader holds the log for the whole run.
+    let mut reader = diesel_async::AsyncPgConnection::establish(&url).await.expect("connect");
+    reader.batch_execute("BEGIN; SELECT count(*) FROM event_log;").await.expect("read");
+    let run = {
+        let pool = app.pool.clone();
+        tokio::spawn(async move {
+            let plan = data::MaintenancePlan { retention_days: Some(2), ahead_days: 3, ..Default::default() };
+            data::maintain(&pool, later, &plan).await.expect("maintenance")
+        })
+    };
+    let mut sent = 0;
+    while !run.is_finished() {
+        let body = json!({"event_name": "signup", "timestamp": rfc3339(Utc::now())});
+        assert_eq!(app.post_event(Some(ACME_KEY), Some(&format!("during-{sent}")), &body).await.0, 201);
+        sent += 1;
+    }
+    let report = run.await.expect("run");
+    assert_eq!(report.deferred, vec![ahead.clone(), expired.clone()], "{report:?}");
+    assert!(report.dropped.is_empty() && report.created.is_empty(), "{report:?}");
+    assert!(sent > 1, "ingest went on while maintenance waited ({sent} events)");
+    assert!(partition_exists(&app, yesterday).await);
+    assert_eq!(report.identities_expired, 0, "the day's identities stay with it: {report:?}");
+    reader.batch_execute("COMMIT").await.expect("commit");
+
+    // A run that stopped between detaching and dropping.
+    reader.batch_execute(&format!("ALTER TABLE event_log DETACH PARTITION {expired}")).await.expect("detach");
+    let report = maintain(&app, later, Some(2)).await;
+    assert_eq!(report.created, vec![ahead], "{report:?}");
+    assert_eq!(report.dropped, vec![expired], "{report:?}");
+    assert!(report.deferred.is_empty(), "{report:?}");
+    assert!(!partition_exists(&app, yesterday).await);
+    assert_eq!(report.identities_expired, 2, "{report:?}");
+    let window = (rfc3339(today - TimeDelta::hours(1)), rfc3339(today + TimeDelta::hours(1)));
+    assert_eq!(app.count(ACME_KEY, "signup", &window.0, &window.1).await, 1 + sent, "today's events untouched");
+}

@@ -7,10 +7,14 @@
 //!   a second run finds it taken and does nothing).
 //! - A day's partition is created as a plain table and then attached, which locks only the
 //!   default partition (to move that day's stray rows and prove none are left), never the whole
-//!   log. Moving rows changes no count (see `create_partition`).
-//! - With a default partition PostgreSQL cannot detach concurrently, so dropping an expired day
-//!   takes a brief exclusive lock on the log, under a `lock_timeout`: if it cannot be had, the
-//!   run gives up on that day and the next run drops it.
+//!   log. Moving rows changes no count (see `create_partition`). A day whose lock cannot be had
+//!   in time is left to the next run (its events wait in the default partition meanwhile).
+//! - With a default partition PostgreSQL cannot detach concurrently, so detaching an expired
+//!   day takes an exclusive lock on the log. Inserts queue behind it while it waits, so it waits
+//!   at most `DETACH_LOCK_TIMEOUT` per attempt, in a transaction that does nothing else; a day
+//!   whose lock cannot be had after `DETACH_ATTEMPTS` is left to the next run. The detached
+//!   table is then dropped in a transaction of its own, which locks nothing ingest uses (a
+//!   table left detached by a run that stopped in between is dropped by the next).
 //! - A day is dropped once all of it is more than a day past the retention horizon: the day of
 //!   margin covers clock differences between this job and the functions, which refuse events
 //!   and counts before the horizon, so no count ever reads a half-dropped window.
@@ -28,8 +32,20 @@ const MAINTENANCE_LOCK: i64 = 7_461_312_002;
 /// How long a DDL statement waits for its lock before the run gives up on that step.
 const LOCK_TIMEOUT: &str = "2s";
 
-/// Rows deleted per statement when expiring identities and rollups.
-const EXPIRY_BATCH: i64 = 10_000;
+/// How long one attempt to detach a partition waits for the log's exclusive lock: every insert
+/// that arrives meanwhile waits behind it, so this bounds the stall a busy lock can cause.
+const DETACH_LOCK_TIMEOUT: &str = "50ms";
+
+/// Attempts to detach a partition, a pause apart, before it is left to the next run.
+const DETACH_ATTEMPTS: u32 = 5;
+
+/// The pause between two attempts, for the inserts that queued behind the last one.
+const DETACH_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Rows deleted per statement when expiring identities and rollups: each batch commits on its
+/// own, so its WAL reaches the disk in small pieces rather than in one burst that every
+/// concurrent commit would wait behind.
+const EXPIRY_BATCH: i64 = 2_000;
 
 /// What one run should do.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +82,8 @@ pub struct MaintenanceReport {
     pub moved_from_default: i64,
     /// Partitions dropped, by name.
     pub dropped: Vec<String>,
-    /// Partitions that were due to be dropped but whose lock could not be had in time.
+    /// Partitions due to be created or dropped whose lock could not be had in time; the next
+    /// run does it.
     pub deferred: Vec<String>,
     pub identities_expired: i64,
     pub rollup_rows_expired: i64,
@@ -190,9 +207,16 @@ async fn run(
         if partitions.days.contains(&day) || (partitions.legacy && start_of(day) < partitions.cutover) {
             continue;
         }
-        report.moved_from_default += create_partition(conn, day).await?;
-        report.created.push(partition_name(day));
-        partitions.days.push(day);
+        match create_partition(conn, day).await {
+            Ok(moved) => {
+                report.moved_from_default += moved;
+                report.created.push(partition_name(day));
+                partitions.days.push(day);
+            }
+            // Its events wait in the default partition until the next run.
+            Err(err) if lock_timed_out(&err) => report.deferred.push(partition_name(day)),
+            Err(err) => return Err(err.into()),
+        }
     }
 
     let Some(days) = plan.retention_days else { return Ok(report) };
@@ -206,6 +230,17 @@ async fn run(
         .collect();
     if partitions.legacy && partitions.cutover <= drop_before {
         expired.push(("events".to_owned(), partitions.cutover));
+    }
+    // Days detached by a run that stopped before dropping them.
+    for name in detached_leftovers(conn).await? {
+        let expired_table = match day_of_partition(&name) {
+            Some(day) => start_of(day + Days::new(1)) <= drop_before,
+            None => name == "events" && partitions.cutover <= drop_before,
+        };
+        if expired_table {
+            conn.batch_execute(&format!("DROP TABLE {name}")).await?;
+            report.dropped.push(name);
+        }
     }
     for (name, _) in &expired {
         if drop_partition(conn, name).await? {
@@ -295,7 +330,7 @@ async fn list_partitions(conn: &mut AsyncPgConnection) -> Result<Partitions, Dat
 /// reader sees them gone), and the warehouse publication carries the move as a delete followed
 /// by an insert of the same event (a row copied into a table not yet attached would not be
 /// published at all).
-async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Result<i64, DataError> {
+async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Result<i64, diesel::result::Error> {
     let name = partition_name(day);
     let (from, to) = (start_of(day), start_of(day + Days::new(1)));
     let (lower, upper) = (from.to_rfc3339(), to.to_rfc3339());
@@ -331,32 +366,66 @@ async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Resul
              INSERT INTO event_log SELECT * FROM moving;"
         ))
         .await?;
-        Ok::<_, DataError>(moved.n)
+        Ok(moved.n)
     })
     .await
 }
 
-/// Detaches and drops a partition; false when its lock could not be had in time.
+/// Detaches and drops a partition; false when the log's lock could not be had in time. The
+/// detach commits on its own, holding the exclusive lock as briefly as PostgreSQL allows; the
+/// drop, of a table no longer part of the log, blocks no insert.
 async fn drop_partition(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DataError> {
-    let dropped = conn
-        .transaction(async |conn| {
-            conn.batch_execute(&format!(
-                "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
-                 ALTER TABLE event_log DETACH PARTITION {name};
-                 DROP TABLE {name};"
-            ))
-            .await
-        })
-        .await;
-    match dropped {
-        Ok(()) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(_, info)) if info.message().contains("lock timeout") => Ok(false),
-        Err(err) => Err(err.into()),
+    for attempt in 1..=DETACH_ATTEMPTS {
+        let detached = conn
+            .transaction(async |conn| {
+                conn.batch_execute(&format!(
+                    "SET LOCAL lock_timeout = '{DETACH_LOCK_TIMEOUT}';
+                     ALTER TABLE event_log DETACH PARTITION {name};"
+                ))
+                .await
+            })
+            .await;
+        match detached {
+            Ok(()) => {
+                conn.batch_execute(&format!("DROP TABLE {name}")).await?;
+                return Ok(true);
+            }
+            Err(err) if lock_timed_out(&err) => {
+                if attempt < DETACH_ATTEMPTS {
+                    tokio::time::sleep(DETACH_PAUSE).await;
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
+    Ok(false)
+}
+
+/// Whether a statement gave up waiting for a lock (`lock_timeout`).
+fn lock_timed_out(err: &diesel::result::Error) -> bool {
+    matches!(err, diesel::result::Error::DatabaseError(_, info) if info.message().contains("lock timeout"))
+}
+
+/// Day tables (and the legacy `events`) that are no longer partitions of the log: detached by a
+/// run that stopped before it dropped them.
+async fn detached_leftovers(conn: &mut AsyncPgConnection) -> Result<Vec<String>, DataError> {
+    let names: Vec<Name> = diesel::sql_query(
+        "SELECT c.relname::text AS name FROM pg_class c
+         WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
+           AND (c.relname LIKE 'event\\_log\\_p%' OR c.relname = 'events')
+           AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+         ORDER BY 1",
+    )
+    .load(conn)
+    .await?;
+    Ok(names.into_iter().map(|n| n.name).collect())
 }
 
 /// Deletes the rows of `table` with `column < bound`, a batch per statement, and returns how
-/// many. Every batch commits on its own, so nothing holds a long transaction.
+/// many. Every batch commits on its own, so nothing holds a long transaction, and after each
+/// one the run pauses as long as the batch took: expiry uses at most half of one backend's
+/// time and of the disk's, however busy the database is, and ingest keeps the rest (a day of
+/// identities at 1,000 events/s, 86M rows, takes minutes; see docs/capacity.md).
 async fn delete_in_batches(
     conn: &mut AsyncPgConnection,
     table: &str,
@@ -365,6 +434,7 @@ async fn delete_in_batches(
 ) -> Result<i64, DataError> {
     let mut total = 0;
     loop {
+        let started = std::time::Instant::now();
         let deleted: Count = diesel::sql_query(format!(
             "WITH gone AS (
                  DELETE FROM {table} WHERE ctid = ANY (ARRAY(
@@ -379,6 +449,7 @@ async fn delete_in_batches(
         if deleted.n < EXPIRY_BATCH {
             return Ok(total);
         }
+        tokio::time::sleep(started.elapsed()).await;
     }
 }
 
