@@ -109,7 +109,7 @@ impl MaintenanceReport {
             "maintenance done"
         );
         if !self.deferred.is_empty() {
-            tracing::warn!(deferred = ?self.deferred, "expired partitions kept: their lock was busy; the next run drops them");
+            tracing::warn!(deferred = ?self.deferred, "partitions left for the next run to create or drop: their lock was busy");
         }
     }
 }
@@ -222,31 +222,23 @@ async fn run(
     let Some(days) = plan.retention_days else { return Ok(report) };
     // Dropped once wholly more than a day past the horizon.
     let drop_before = now - TimeDelta::days(i64::from(days) + 1);
-    let mut expired: Vec<(String, DateTime<Utc>)> = partitions
-        .days
-        .iter()
-        .filter(|day| start_of(**day + Days::new(1)) <= drop_before)
-        .map(|day| (partition_name(*day), start_of(*day + Days::new(1))))
-        .collect();
-    if partitions.legacy && partitions.cutover <= drop_before {
-        expired.push(("events".to_owned(), partitions.cutover));
+    // A day's table, or the legacy `events` (everything before the cutover), once wholly past.
+    let expired = |name: &str| match day_of_partition(name) {
+        Some(day) => start_of(day + Days::new(1)) <= drop_before,
+        None => name == "events" && partitions.cutover <= drop_before,
+    };
+    // Tables detached by a run that stopped before dropping them: only the drop is left.
+    for name in detached_leftovers(conn).await?.into_iter().filter(|name| expired(name)) {
+        conn.batch_execute(&format!("DROP TABLE {name}")).await?;
+        report.dropped.push(name);
     }
-    // Days detached by a run that stopped before dropping them.
-    for name in detached_leftovers(conn).await? {
-        let expired_table = match day_of_partition(&name) {
-            Some(day) => start_of(day + Days::new(1)) <= drop_before,
-            None => name == "events" && partitions.cutover <= drop_before,
-        };
-        if expired_table {
-            conn.batch_execute(&format!("DROP TABLE {name}")).await?;
+    let attached =
+        partitions.days.iter().map(|day| partition_name(*day)).chain(partitions.legacy.then(|| "events".to_owned()));
+    for name in attached.filter(|name| expired(name)) {
+        if drop_partition(conn, &name).await? {
             report.dropped.push(name);
-        }
-    }
-    for (name, _) in &expired {
-        if drop_partition(conn, name).await? {
-            report.dropped.push(name.clone());
         } else {
-            report.deferred.push(name.clone());
+            report.deferred.push(name);
         }
     }
 
