@@ -279,7 +279,7 @@ fn log_point(label: &str, result: &anyhow::Result<Measured>) {
     }
 }
 
-fn keep(result: anyhow::Result<Measured>, what: &str, failures: &mut Vec<String>) -> Option<Measured> {
+fn keep<T>(result: anyhow::Result<T>, what: &str, failures: &mut Vec<String>) -> Option<T> {
     result.map_err(|err| failures.push(format!("{what}: {err:#}"))).ok()
 }
 
@@ -374,12 +374,15 @@ fn maintenance_points(stack: &Stack, args: &Args, results: &mut Results) {
             Ok(point) => {
                 log_point("service POST /events (whole interval)", &Ok(point.measured.clone()));
                 eprintln!(
-                    "bench:   while maintenance ran ({} ms, {} requests): p99 {} ms; otherwise ({} requests) p99 {} ms; {}",
+                    "bench:   while maintenance ran ({} ms, {} requests): p99 {} ms; otherwise ({} requests) p99 {} ms, \
+                     in windows as long: median {} ms, p90 {} ms; {}",
                     point.maintained.elapsed.as_millis(),
                     point.during.requests,
                     ms(point.during.p99_ms),
                     point.steady.requests,
                     ms(point.steady.p99_ms),
+                    ms(point.windows.median_p99_ms),
+                    ms(point.windows.p90_p99_ms),
                     point.maintained.line
                 );
                 results.maintenance.push(point);
@@ -509,7 +512,20 @@ fn loaded_table(stack: &Stack, args: &Args, rows: u64, failures: &mut Vec<String
     let ingest = service_point(stack, args, &stack.events, LOADED_INGEST_CLIENTS, Workload::Single, tag, false);
     log_point("service POST /events", &ingest);
     let ingest = keep(ingest, &format!("POST /events into the {}-row table", rate(rows as f64)), failures);
-    Ok(LoadedTable { load, queries, ingest })
+    eprintln!("bench: migrate maintain dropping the first of the {} days, and its identities", metrics::SPAN_DAYS);
+    let retention = metrics::EXPIRY_RETENTION_DAYS.to_string();
+    let expiry =
+        stack::maintain(&stack.bin_dir, &stack.db_url, &[("RETENTION_DAYS", &retention)]).and_then(|m| {
+            match m.listed("dropped") {
+                1 => Ok(m),
+                _ => Err(anyhow::anyhow!("it did not drop exactly one day: {}", m.line)),
+            }
+        });
+    if let Ok(m) = &expiry {
+        eprintln!("bench:   {} ms: {}", m.elapsed.as_millis(), m.line);
+    }
+    let expiry = keep(expiry, &format!("expiring a day of the {}-row table", rate(rows as f64)), failures);
+    Ok(LoadedTable { load, queries, ingest, expiry })
 }
 
 fn metrics_points(stack: &Stack, args: &Args, results: &mut Results) {

@@ -49,6 +49,8 @@ pub struct MaintenanceRun {
     pub during: Split,
     /// The other requests of the interval.
     pub steady: Split,
+    /// p99s of the interval's other windows as long as the run (see `window_p99s`).
+    pub windows: Windows,
     /// When maintenance started, after the measured interval opened.
     pub started_after: Duration,
     pub maintained: Maintained,
@@ -59,6 +61,36 @@ impl MaintenanceRun {
     pub fn ratio(&self) -> f64 {
         self.during.p99_ms / self.steady.p99_ms
     }
+}
+
+/// The p99 of every window of the interval as long as the maintenance run and clear of it:
+/// how far p99 over a few hundred requests strays without maintenance, beside which the run's
+/// own p99 is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Windows {
+    pub count: usize,
+    pub median_p99_ms: f64,
+    pub p90_p99_ms: f64,
+}
+
+/// The windows of `timeline`, back to back from its first request, `to_us - from_us` long,
+/// that do not overlap `[from_us, to_us]` (those with fewer than 100 requests are left out).
+pub fn window_p99s(timeline: &[Timed], from_us: u64, to_us: u64) -> Windows {
+    let width = (to_us - from_us).max(1);
+    let first = timeline.iter().map(|r| r.start_us).min().unwrap_or(0);
+    let last = timeline.iter().map(|r| r.end_us).max().unwrap_or(0);
+    let mut p99s: Vec<f64> = (0..)
+        .map(|i| first + i * width)
+        .take_while(|start| start + width <= last)
+        .filter(|start| start + width < from_us || *start > to_us)
+        .map(|start| split(timeline, start, start + width).0)
+        .filter(|window| window.requests >= 100)
+        .map(|window| window.p99_ms)
+        .collect();
+    p99s.sort_by(f64::total_cmp);
+    let at =
+        |q: f64| p99s.get(((p99s.len().saturating_sub(1)) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN);
+    Windows { count: p99s.len(), median_p99_ms: at(0.5), p90_p99_ms: at(0.9) }
 }
 
 /// Splits the measured requests into those overlapping `[from_us, to_us]` and the rest.
@@ -151,11 +183,12 @@ pub fn point(stack: &Stack, warmup: Duration, duration: Duration, tag: String) -
     let from_us = micros(started.saturating_duration_since(opened));
     let to_us = from_us + micros(maintained.elapsed);
     let (during, steady) = split(&timeline, from_us, to_us);
+    let windows = window_p99s(&timeline, from_us, to_us);
     measured.stored = Some(stack.stored_at(spec.timestamp)?);
     if maintained.listed("created") == 0 || maintained.listed("dropped") == 0 {
         bail!("maintenance did not both create and drop a partition: {}", maintained.line);
     }
-    Ok(MaintenanceRun { measured, during, steady, started_after: Duration::from_micros(from_us), maintained })
+    Ok(MaintenanceRun { measured, during, steady, windows, started_after: Duration::from_micros(from_us), maintained })
 }
 
 #[cfg(test)]
@@ -185,6 +218,23 @@ mod tests {
         let (nothing, _) = split(&timeline, 50_000, 60_000);
         assert_eq!(nothing.requests, 0);
         assert!(nothing.p99_ms.is_nan(), "no requests, no p99");
+    }
+
+    #[test]
+    fn windows_clear_of_the_run_are_measured_alone() {
+        // 100 requests in each 1 ms window, slow in two of them, and the run.
+        let mut timeline = Vec::new();
+        for window in 0..10u64 {
+            let took = if window == 2 || window == 3 { 900 } else { 100 };
+            timeline.extend((0..100).map(|i| timed(window * 1_000 + i, window * 1_000 + i + took, true)));
+        }
+        let windows = window_p99s(&timeline, 8_000, 9_000);
+        assert_eq!(
+            windows.count, 7,
+            "{windows:?}: windows 7, 8 and 9 touch the run (9 also ends past the last request)"
+        );
+        assert!((windows.median_p99_ms - 0.1).abs() < 0.01, "{windows:?}");
+        assert!((windows.p90_p99_ms - 0.9).abs() < 0.01, "{windows:?}");
     }
 
     #[test]

@@ -27,6 +27,10 @@ const NAMES: [&str; 5] = [MEASURED_EVENT, "page_view", "page_view", "click", "si
 
 /// The rows span this many whole UTC days, the last one ending where today starts.
 pub const SPAN_DAYS: u64 = 30;
+
+/// `RETENTION_DAYS` with which maintenance drops the span's first day and no other: a day
+/// goes once all of it is more than `RETENTION_DAYS` + 1 days old.
+pub const EXPIRY_RETENTION_DAYS: u64 = SPAN_DAYS - 2;
 const SPAN_SECONDS: f64 = SPAN_DAYS as f64 * 86_400.0;
 
 /// Rows per INSERT statement while loading.

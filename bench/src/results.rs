@@ -51,6 +51,8 @@ pub struct LoadedTable {
     pub queries: Vec<QueryResult>,
     /// `POST /events` at `crate::LOADED_INGEST_CLIENTS` clients into the loaded table.
     pub ingest: Option<Measured>,
+    /// The release `migrate maintain` dropping the span's first day, after the ingest.
+    pub expiry: Option<crate::stack::Maintained>,
 }
 
 /// Start-up time, memory and size of the deployable binaries.

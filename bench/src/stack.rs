@@ -279,6 +279,12 @@ impl Maintained {
     }
 }
 
+/// The number a `field=N` of a text log line gives.
+pub fn number_in(line: &str, field: &str) -> Option<i64> {
+    let rest = line.split(&format!(" {field}=")).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
 /// How many names a `field=["a", "b"]` of a text log line lists.
 pub fn listed_in(line: &str, field: &str) -> usize {
     let Some(rest) = line.split(&format!("{field}=[")).nth(1) else { return 0 };
@@ -475,6 +481,9 @@ mod tests {
         assert_eq!(listed_in(line, "dropped"), 2);
         assert_eq!(listed_in(line, "deferred"), 0);
         assert_eq!(listed_in(line, "missing"), 0);
+        assert_eq!(number_in(line, "identities_expired"), Some(5000));
+        assert_eq!(number_in(line, "moved_from_default"), Some(0));
+        assert_eq!(number_in(line, "rollup_rows_expired"), None);
     }
 
     #[test]

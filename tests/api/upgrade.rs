@@ -158,4 +158,16 @@ async fn an_existing_deployment_upgrades_without_losing_or_double_counting_an_ev
     assert_eq!(app.post_event(Some(ACME_KEY), Some("after-upgrade"), &new).await.0, 201);
     assert_eq!(app.count(ACME_KEY, "signup", from, to).await, expected("acme", "signup") + 1, "counted once");
     assert_eq!(app.scalar("SELECT count(*) AS n FROM event_log").await, old_total + 1);
+
+    // Once all of it is past retention, the previous release's table is dropped whole, and
+    // every identity and rollup row of its events goes with it.
+    let cutover = app.scalar("SELECT extract(epoch FROM cutover)::bigint AS n FROM event_log_cutover").await;
+    let later = DateTime::from_timestamp(cutover, 0).expect("a time") + TimeDelta::days(4);
+    let plan = data::MaintenancePlan { retention_days: Some(2), ahead_days: 1, ..Default::default() };
+    let report = data::maintain(&app.pool, later, &plan).await.expect("maintenance");
+    assert!(report.dropped.contains(&"events".to_owned()), "{report:?}");
+    assert_eq!(report.identities_expired, old_total + 1, "{report:?}");
+    for table in ["event_log", "event_identities", "event_counts_minute", "event_counts_hour"] {
+        assert_eq!(app.scalar(&format!("SELECT count(*) AS n FROM {table}")).await, 0, "{table}");
+    }
 }

@@ -13,8 +13,10 @@
 //!   day takes an exclusive lock on the log. Inserts queue behind it while it waits, so it waits
 //!   at most `DETACH_LOCK_TIMEOUT` per attempt, in a transaction that does nothing else; a day
 //!   whose lock cannot be had after `DETACH_ATTEMPTS` is left to the next run. The detached
-//!   table is then dropped in a transaction of its own, which locks nothing ingest uses (a
-//!   table left detached by a run that stopped in between is dropped by the next).
+//!   table's identities are then expired, found by its rows' keys, and it is dropped, neither
+//!   of which locks anything ingest uses (a table left detached by a run that stopped in
+//!   between is finished by the next).
+//! - Every step is paced: after it the run pauses as long as it took (see `paced`).
 //! - A day is dropped once all of it is more than a day past the retention horizon: the day of
 //!   margin covers clock differences between this job and the functions, which refuse events
 //!   and counts before the horizon, so no count ever reads a half-dropped window.
@@ -42,10 +44,14 @@ const DETACH_ATTEMPTS: u32 = 5;
 /// The pause between two attempts, for the inserts that queued behind the last one.
 const DETACH_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Rows deleted per statement when expiring identities and rollups: each batch commits on its
-/// own, so its WAL reaches the disk in small pieces rather than in one burst that every
-/// concurrent commit would wait behind.
+/// Rows deleted per statement when expiring rollups: each batch commits on its own, so its WAL
+/// reaches the disk in small pieces rather than in one burst that every concurrent commit would
+/// wait behind.
 const EXPIRY_BATCH: i64 = 2_000;
+
+/// Pages of a dropped day read per statement when expiring its identities: 25 pages hold
+/// 1,000 to 2,000 events, so each batch is a few milliseconds' work.
+const EXPIRY_PAGES: i64 = 25;
 
 /// What one run should do.
 #[derive(Debug, Clone, Default)]
@@ -207,7 +213,7 @@ async fn run(
         if partitions.days.contains(&day) || (partitions.legacy && start_of(day) < partitions.cutover) {
             continue;
         }
-        match create_partition(conn, day).await {
+        match paced(create_partition(conn, day)).await {
             Ok(moved) => {
                 report.moved_from_default += moved;
                 report.created.push(partition_name(day));
@@ -227,26 +233,26 @@ async fn run(
         Some(day) => start_of(day + Days::new(1)) <= drop_before,
         None => name == "events" && partitions.cutover <= drop_before,
     };
-    // Tables detached by a run that stopped before dropping them: only the drop is left.
+    // Tables detached by a run that stopped before dropping them: what is left is done.
     for name in detached_leftovers(conn).await?.into_iter().filter(|name| expired(name)) {
-        conn.batch_execute(&format!("DROP TABLE {name}")).await?;
+        report.identities_expired += drop_detached(conn, &name).await?;
         report.dropped.push(name);
     }
     let attached =
         partitions.days.iter().map(|day| partition_name(*day)).chain(partitions.legacy.then(|| "events".to_owned()));
     for name in attached.filter(|name| expired(name)) {
-        if drop_partition(conn, &name).await? {
+        if paced(detach(conn, &name)).await? {
+            report.identities_expired += drop_detached(conn, &name).await?;
             report.dropped.push(name);
         } else {
             report.deferred.push(name);
         }
     }
 
-    // Identities and rollups of what is gone: below the lowest day still stored.
+    // Rollups of what is gone: below the lowest day still stored.
     let remaining = list_partitions(conn).await?;
     if !remaining.legacy {
         let bound = remaining.days.iter().min().map_or(drop_before, |day| start_of(*day).min(drop_before));
-        report.identities_expired = delete_in_batches(conn, "event_identities", "occurred_at", bound).await?;
         report.rollup_rows_expired = delete_in_batches(conn, "event_counts_minute", "bucket", bound).await?
             + delete_in_batches(conn, "event_counts_hour", "bucket", bound).await?;
     }
@@ -363,25 +369,24 @@ async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Resul
     .await
 }
 
-/// Detaches and drops a partition; false when the log's lock could not be had in time. The
-/// detach commits on its own, holding the exclusive lock as briefly as PostgreSQL allows; the
-/// drop, of a table no longer part of the log, blocks no insert.
-async fn drop_partition(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DataError> {
+/// Detaches a partition; false when the log's lock could not be had in time. The detach
+/// commits on its own, holding the exclusive lock as briefly as PostgreSQL allows: without
+/// waiting for its commit to reach the disk (`synchronous_commit = off`), since the drop that
+/// follows flushes it, and a detach lost to a crash is only done again by the next run.
+async fn detach(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DataError> {
     for attempt in 1..=DETACH_ATTEMPTS {
         let detached = conn
             .transaction(async |conn| {
                 conn.batch_execute(&format!(
                     "SET LOCAL lock_timeout = '{DETACH_LOCK_TIMEOUT}';
+                     SET LOCAL synchronous_commit = off;
                      ALTER TABLE event_log DETACH PARTITION {name};"
                 ))
                 .await
             })
             .await;
         match detached {
-            Ok(()) => {
-                conn.batch_execute(&format!("DROP TABLE {name}")).await?;
-                return Ok(true);
-            }
+            Ok(()) => return Ok(true),
             Err(err) if lock_timed_out(&err) => {
                 if attempt < DETACH_ATTEMPTS {
                     tokio::time::sleep(DETACH_PAUSE).await;
@@ -391,6 +396,55 @@ async fn drop_partition(conn: &mut AsyncPgConnection, name: &str) -> Result<bool
         }
     }
     Ok(false)
+}
+
+/// Expires the identities of a table detached from the log, then drops it (neither locks
+/// anything ingest uses), and returns how many identities were expired.
+///
+/// The identities to expire are exactly the keys of the table's rows (an identity and its
+/// event are written by one statement, with the same time), looked up one by one by primary
+/// key (the `LIMIT 1` keeps the planner from joining by a scan of every identity), a few
+/// pages of the table at a time: the work grows with the day being dropped, never with the
+/// identities kept. (A search of `event_identities` by time instead read again, batch after
+/// batch, every page it had already emptied, and at the end every page it kept.)
+async fn drop_detached(conn: &mut AsyncPgConnection, name: &str) -> Result<i64, DataError> {
+    let pages: Count =
+        diesel::sql_query(format!("SELECT pg_relation_size('{name}') / current_setting('block_size')::bigint AS n"))
+            .get_result(conn)
+            .await?;
+    let mut expired = 0;
+    for first in (0..pages.n).step_by(EXPIRY_PAGES as usize) {
+        let batch: Count = paced(
+            diesel::sql_query(format!(
+                "WITH gone AS (
+                     DELETE FROM event_identities WHERE ctid = ANY (ARRAY(
+                         SELECT i.ctid FROM {name} d CROSS JOIN LATERAL (
+                             SELECT ctid FROM event_identities
+                             WHERE tenant_id = d.tenant_id AND event_id = d.event_id AND occurred_at = d.occurred_at
+                             LIMIT 1
+                         ) i
+                         WHERE d.ctid >= '({first},0)'::tid AND d.ctid < '({},0)'::tid))
+                     RETURNING 1
+                 ) SELECT count(*) AS n FROM gone",
+                first + EXPIRY_PAGES
+            ))
+            .get_result(conn),
+        )
+        .await?;
+        expired += batch.n;
+    }
+    paced(conn.batch_execute(&format!("DROP TABLE {name}"))).await?;
+    Ok(expired)
+}
+
+/// Runs one step of a run, then pauses as long as it took: a run uses at most half of one
+/// backend's time and of the disk's, however busy the database is, and the bursts of work
+/// it causes (WAL, new and removed files, catalog changes) reach ingest one at a time.
+async fn paced<T>(step: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let done = step.await;
+    tokio::time::sleep(started.elapsed()).await;
+    done
 }
 
 /// Whether a statement gave up waiting for a lock (`lock_timeout`).
@@ -413,11 +467,9 @@ async fn detached_leftovers(conn: &mut AsyncPgConnection) -> Result<Vec<String>,
     Ok(names.into_iter().map(|n| n.name).collect())
 }
 
-/// Deletes the rows of `table` with `column < bound`, a batch per statement, and returns how
-/// many. Every batch commits on its own, so nothing holds a long transaction, and after each
-/// one the run pauses as long as the batch took: expiry uses at most half of one backend's
-/// time and of the disk's, however busy the database is, and ingest keeps the rest (a day of
-/// identities at 1,000 events/s, 86M rows, takes minutes; see docs/capacity.md).
+/// Deletes the rows of `table` with `column < bound`, a batch per statement, each paced (see
+/// `paced`), and returns how many. Every batch commits on its own, so nothing holds a long
+/// transaction.
 async fn delete_in_batches(
     conn: &mut AsyncPgConnection,
     table: &str,
@@ -426,22 +478,22 @@ async fn delete_in_batches(
 ) -> Result<i64, DataError> {
     let mut total = 0;
     loop {
-        let started = std::time::Instant::now();
-        let deleted: Count = diesel::sql_query(format!(
-            "WITH gone AS (
-                 DELETE FROM {table} WHERE ctid = ANY (ARRAY(
-                     SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {EXPIRY_BATCH}))
-                 RETURNING 1
-             ) SELECT count(*) AS n FROM gone"
-        ))
-        .bind::<Timestamptz, _>(bound)
-        .get_result(conn)
+        let deleted: Count = paced(
+            diesel::sql_query(format!(
+                "WITH gone AS (
+                     DELETE FROM {table} WHERE ctid = ANY (ARRAY(
+                         SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {EXPIRY_BATCH}))
+                     RETURNING 1
+                 ) SELECT count(*) AS n FROM gone"
+            ))
+            .bind::<Timestamptz, _>(bound)
+            .get_result(conn),
+        )
         .await?;
         total += deleted.n;
         if deleted.n < EXPIRY_BATCH {
             return Ok(total);
         }
-        tokio::time::sleep(started.elapsed()).await;
     }
 }
 
