@@ -289,14 +289,22 @@ async fn a_busy_log_defers_the_drop_and_a_half_done_drop_is_finished() {
     assert_eq!(report.identities_expired, 0, "the day's identities stay with it: {report:?}");
     reader.batch_execute("COMMIT").await.expect("commit");
 
-    // A run that stopped between detaching and dropping.
-    reader.batch_execute(&format!("ALTER TABLE event_log DETACH PARTITION {expired}")).await.expect("detach");
+    // A run that stopped between detaching and dropping, having recorded where its identity
+    // expiry would go on (the first page: these days hold a page each).
+    reader
+        .batch_execute(&format!(
+            "ALTER TABLE event_log DETACH PARTITION {expired};
+             INSERT INTO expiry_progress (table_name, next_page) VALUES ('{expired}', 0);"
+        ))
+        .await
+        .expect("detach");
     let report = maintain(&app, later, Some(2)).await;
     assert_eq!(report.created, vec![ahead], "{report:?}");
     assert_eq!(report.dropped, vec![expired], "{report:?}");
     assert!(report.deferred.is_empty(), "{report:?}");
     assert!(!partition_exists(&app, yesterday).await);
     assert_eq!(report.identities_expired, 2, "{report:?}");
+    assert_eq!(app.scalar("SELECT count(*) AS n FROM expiry_progress").await, 0, "the progress went with the table");
     let window = (rfc3339(today - TimeDelta::hours(1)), rfc3339(today + TimeDelta::hours(1)));
     assert_eq!(app.count(ACME_KEY, "signup", &window.0, &window.1).await, 1 + sent, "today's events untouched");
 }

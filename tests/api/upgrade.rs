@@ -167,7 +167,7 @@ async fn an_existing_deployment_upgrades_without_losing_or_double_counting_an_ev
     let report = data::maintain(&app.pool, later, &plan).await.expect("maintenance");
     assert!(report.dropped.contains(&"events".to_owned()), "{report:?}");
     assert_eq!(report.identities_expired, old_total + 1, "{report:?}");
-    for table in ["event_log", "event_identities", "event_counts_minute", "event_counts_hour"] {
+    for table in ["event_log", "event_identities", "event_counts_minute", "event_counts_hour", "expiry_progress"] {
         assert_eq!(app.scalar(&format!("SELECT count(*) AS n FROM {table}")).await, 0, "{table}");
     }
 }

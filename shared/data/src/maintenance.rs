@@ -399,7 +399,8 @@ async fn detach(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DataEr
 }
 
 /// Expires the identities of a table detached from the log, then drops it (neither locks
-/// anything ingest uses), and returns how many identities were expired.
+/// anything ingest uses), and returns how many identities were expired. Each batch records in
+/// `expiry_progress` where the next one starts, so a run stopped in between is resumed there.
 ///
 /// The identities to expire are exactly the keys of the table's rows (an identity and its
 /// event are written by one statement, with the same time), looked up one by one by primary
@@ -412,8 +413,13 @@ async fn drop_detached(conn: &mut AsyncPgConnection, name: &str) -> Result<i64, 
         diesel::sql_query(format!("SELECT pg_relation_size('{name}') / current_setting('block_size')::bigint AS n"))
             .get_result(conn)
             .await?;
+    let done: Count =
+        diesel::sql_query("SELECT coalesce((SELECT next_page FROM expiry_progress WHERE table_name = $1), 0) AS n")
+            .bind::<Text, _>(name)
+            .get_result(conn)
+            .await?;
     let mut expired = 0;
-    for first in (0..pages.n).step_by(EXPIRY_PAGES as usize) {
+    for first in (done.n..pages.n).step_by(EXPIRY_PAGES as usize) {
         let batch: Count = paced(
             diesel::sql_query(format!(
                 "WITH gone AS (
@@ -423,17 +429,23 @@ async fn drop_detached(conn: &mut AsyncPgConnection, name: &str) -> Result<i64, 
                              WHERE tenant_id = d.tenant_id AND event_id = d.event_id AND occurred_at = d.occurred_at
                              LIMIT 1
                          ) i
-                         WHERE d.ctid >= '({first},0)'::tid AND d.ctid < '({},0)'::tid))
+                         WHERE d.ctid >= '({first},0)'::tid AND d.ctid < '({next},0)'::tid))
                      RETURNING 1
+                 ), progress AS (
+                     INSERT INTO expiry_progress (table_name, next_page) VALUES ($1, {next})
+                     ON CONFLICT (table_name) DO UPDATE SET next_page = EXCLUDED.next_page
                  ) SELECT count(*) AS n FROM gone",
-                first + EXPIRY_PAGES
+                next = first + EXPIRY_PAGES
             ))
+            .bind::<Text, _>(name)
             .get_result(conn),
         )
         .await?;
         expired += batch.n;
     }
-    paced(conn.batch_execute(&format!("DROP TABLE {name}"))).await?;
+    // One transaction: the progress row goes with the table.
+    paced(conn.batch_execute(&format!("DROP TABLE {name}; DELETE FROM expiry_progress WHERE table_name = '{name}';")))
+        .await?;
     Ok(expired)
 }
 
