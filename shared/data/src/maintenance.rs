@@ -429,15 +429,17 @@ async fn drop_detached(conn: &mut AsyncPgConnection, name: &str) -> Result<i64, 
                              WHERE tenant_id = d.tenant_id AND event_id = d.event_id AND occurred_at = d.occurred_at
                              LIMIT 1
                          ) i
-                         WHERE d.ctid >= '({first},0)'::tid AND d.ctid < '({next},0)'::tid))
+                         WHERE d.ctid >= format('(%s,0)', $2::bigint)::tid
+                           AND d.ctid < format('(%s,0)', $3::bigint)::tid))
                      RETURNING 1
                  ), progress AS (
-                     INSERT INTO expiry_progress (table_name, next_page) VALUES ($1, {next})
+                     INSERT INTO expiry_progress (table_name, next_page) VALUES ($1, $3)
                      ON CONFLICT (table_name) DO UPDATE SET next_page = EXCLUDED.next_page
-                 ) SELECT count(*) AS n FROM gone",
-                next = first + EXPIRY_PAGES
+                 ) SELECT count(*) AS n FROM gone"
             ))
             .bind::<Text, _>(name)
+            .bind::<BigInt, _>(first)
+            .bind::<BigInt, _>(first + EXPIRY_PAGES)
             .get_result(conn),
         )
         .await?;
