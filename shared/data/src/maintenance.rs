@@ -371,8 +371,9 @@ async fn create_partition(conn: &mut AsyncPgConnection, day: NaiveDate) -> Resul
 
 /// Detaches a partition; false when the log's lock could not be had in time. The detach
 /// commits on its own, holding the exclusive lock as briefly as PostgreSQL allows: without
-/// waiting for its commit to reach the disk (`synchronous_commit = off`), since the drop that
-/// follows flushes it, and a detach lost to a crash is only done again by the next run.
+/// waiting for its commit to reach the disk (`synchronous_commit = off`), since the run's next
+/// commit (its first expiry batch, or the drop) flushes it, and a detach lost to a crash is
+/// only done again by the next run.
 async fn detach(conn: &mut AsyncPgConnection, name: &str) -> Result<bool, DataError> {
     for attempt in 1..=DETACH_ATTEMPTS {
         let detached = conn
